@@ -1,0 +1,87 @@
+//! Configuration of the peer and the router: plain structs with documented defaults.
+//! The binary fills them from flags and `MICTLANX_*` variables; `LocalCluster` in code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mictlanx::uri::NodeAddress;
+
+/// Configuration of a storage peer.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Peer id, e.g. `peer-0`.
+    pub id: String,
+    /// Address to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Where data files and the metadata database live.
+    pub data_dir: PathBuf,
+    /// Bytes this peer may store; a put beyond it gets 507.
+    pub capacity: u64,
+    /// How long metadata may wait for its bytes before the pending upload expires.
+    pub pending_ttl: Duration,
+    /// Objects up to this size are verified against their SHA-256 before a GET answers;
+    /// larger ones are verified while streaming and the stream is cut on a mismatch.
+    pub verify_before_send_limit: u64,
+}
+
+impl PeerConfig {
+    /// A peer with the defaults: loopback, ephemeral port, 10 GB, pending uploads kept 1 h,
+    /// objects up to 64 MiB verified before they are sent.
+    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id: id.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            capacity: 10_000_000_000,
+            pending_ttl: Duration::from_secs(3600),
+            verify_before_send_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Configuration of a router.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Router id, e.g. `router-0`.
+    pub id: String,
+    /// Address to bind; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The peers it starts with (more can be added with `POST /api/v4/xpeers`).
+    pub peers: Vec<NodeAddress>,
+    /// How often each peer is probed.
+    pub probe_interval: Duration,
+    /// Timeout of one probe.
+    pub probe_timeout: Duration,
+    /// Timeout to connect to a peer.
+    pub peer_connect_timeout: Duration,
+    /// A peer that sends nothing for this long during a read or an upload is given up on
+    /// (the read fails over to the next replica).
+    pub peer_idle_timeout: Duration,
+    /// Upload task groups not completed in this time expire.
+    pub task_ttl: Duration,
+    /// Replica reads up to this size are buffered and checked against their SHA-256 before
+    /// anything is sent, so a corrupt replica can be skipped; larger ones stream and are cut
+    /// on a mismatch.
+    pub verify_buffer_limit: u64,
+    /// In-flight pieces buffered per replica while an upload fans out (bounded memory).
+    pub fanout_buffer_pieces: usize,
+}
+
+impl RouterConfig {
+    /// A router with the defaults: loopback, ephemeral port, probes every 2 s.
+    pub fn new(id: impl Into<String>, peers: Vec<NodeAddress>) -> Self {
+        Self {
+            id: id.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peers,
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            peer_connect_timeout: Duration::from_secs(3),
+            peer_idle_timeout: Duration::from_secs(30),
+            task_ttl: Duration::from_secs(3600),
+            verify_buffer_limit: 64 * 1024 * 1024,
+            fanout_buffer_pieces: 8,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! # mictlanx-server
+//!
+//! The MictlanX storage **peer**, the **router**, and [`LocalCluster`] (a router and N peers
+//! in one process on loopback), wire-compatible with MictlanX API v4.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod peer;
+pub mod router;
+pub mod serve;
+pub mod storage;
+
+pub use config::{PeerConfig, RouterConfig};
+pub use serve::ServerHandle;

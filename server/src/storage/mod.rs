@@ -1,0 +1,1 @@
+//! Peer storage: files and metadata.

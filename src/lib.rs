@@ -1,0 +1,24 @@
+//! # mictlanx
+//!
+//! The async Rust client SDK for MictlanX, the elastic replicated storage system.
+//!
+//! Applications store **balls** (objects) in **buckets** through **routers**, which place
+//! replicas on storage **peers**. A ball is split into chunks; chunk `i` of ball `b` is stored
+//! under the key `b_i` with the system tags `index`, `chunk_size`, `group_id`, `num_chunks`
+//! and `full_checksum`.
+//!
+//! This crate holds the wire types of MictlanX API v4 ([`model`]), the parsers for sizes
+//! ([`size`]), identifiers ([`id`]) and router addresses ([`uri`]), chunk planning and
+//! checksums ([`chunking`], [`checksum`]) and the one error type ([`Error`]).
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod checksum;
+pub mod chunking;
+mod error;
+pub mod id;
+pub mod model;
+pub mod size;
+pub mod uri;
+
+pub use error::{Error, Result};
