@@ -158,6 +158,9 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// The operation was stopped by its cancellation token (or its task was cancelled);
+    /// what it had stored was cleaned up.
+    Cancelled,
     /// A local file operation failed.
     Io(std::io::Error),
 }
@@ -184,6 +187,7 @@ impl Error {
             Error::DnsResolution { .. } => "DNSResolutionError",
             Error::Timeout { .. } => "RequestTimeoutError",
             Error::UpstreamProtocol { .. } => "UpstreamProtocolError",
+            Error::Cancelled => "CancelledError",
             Error::Conflict { .. }
             | Error::PayloadTooLarge { .. }
             | Error::InsufficientStorage { .. }
@@ -219,6 +223,8 @@ impl Error {
             Error::DnsResolution { .. } => 1002,
             Error::Timeout { .. } => 1004,
             Error::UpstreamProtocol { .. } => 1005,
+            // nginx's "client closed request": the caller stopped it.
+            Error::Cancelled => 499,
             Error::Io(_) => 500,
         }
     }
@@ -283,8 +289,14 @@ impl Error {
             Error::InvalidSize(e) => e.to_string(),
             Error::InvalidUri(e) => e.to_string(),
             Error::InvalidChunking(e) => e.to_string(),
+            Error::Cancelled => "operation cancelled".to_string(),
             Error::Io(e) => e.to_string(),
         }
+    }
+
+    /// Whether the operation was stopped by its cancellation token.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
     }
 
     /// Whether trying the same request again can succeed: transport failures, timeouts, 408,

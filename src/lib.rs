@@ -13,12 +13,23 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod ball;
 pub mod checksum;
 pub mod chunking;
+mod client;
 mod error;
 pub mod id;
 pub mod model;
+mod routers;
 pub mod size;
 pub mod uri;
 
+pub use ball::{Ball, Bucket};
+pub use client::{
+    Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult,
+    GetFileResult, GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
+    DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
+};
 pub use error::{Error, Result};
+pub use routers::{LbAlgorithm, ParseLbError, RouterMetrics};

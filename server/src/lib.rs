@@ -4,6 +4,7 @@
 //! in one process on loopback), wire-compatible with MictlanX API v4.
 #![deny(missing_docs)]
 
+mod cluster;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -12,5 +13,6 @@ pub mod router;
 pub mod serve;
 pub mod storage;
 
+pub use cluster::{ClusterError, LocalCluster, LocalClusterBuilder};
 pub use config::{PeerConfig, RouterConfig};
 pub use serve::ServerHandle;

@@ -1,12 +1,25 @@
 //! Serving an axum app on a bound listener, with a handle to stop it.
+//!
+//! We run our own accept loop (hyper-util) instead of `axum::serve` so that every connection
+//! task is owned: `axum::serve` detaches them, and after an abort a "dead" server kept
+//! answering on its open keep-alive connections (and kept its database open). Here a graceful
+//! stop lets in-flight requests finish, and an abort drops every connection at once, as a
+//! crash would.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// How long a graceful stop waits for in-flight requests before it drops them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,6 +32,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerHandle {
     addr: SocketAddr,
     stop: CancellationToken,
+    kill: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -42,20 +56,13 @@ impl ServerHandle {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        let mut task = self.task;
-        if tokio::time::timeout(DRAIN_TIMEOUT, &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-            let _ = task.await;
-        }
+        let _ = self.task.await;
     }
 
     /// Stops at once: open connections are cut, in-flight uploads are lost.
     pub async fn abort(self) {
+        self.kill.cancel();
         self.stop.cancel();
-        self.task.abort();
         let _ = self.task.await;
     }
 
@@ -72,19 +79,67 @@ pub fn spawn(
     stop: CancellationToken,
 ) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
-    let token = stop.clone();
-    let task = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await;
-        if let Err(e) = result {
-            tracing::error!(event = "SERVER.ERROR", %addr, error = %e);
+    let kill = CancellationToken::new();
+    let task = tokio::spawn(accept_loop(listener, app, stop.clone(), kill.clone()));
+    Ok(ServerHandle {
+        addr,
+        stop,
+        kill,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) {
+    let builder = Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    // Owning the connection tasks is the point: dropping this set aborts them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, _remote) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(event = "ACCEPT.ERROR", error = %e);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                connections.spawn(async move {
+                    let _ = conn.await;
+                });
+            }
         }
-    });
-    Ok(ServerHandle { addr, stop, task })
+    }
+    drop(listener);
+    if kill.is_cancelled() {
+        connections.shutdown().await;
+        return;
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
+        () = kill.cancelled() => {}
+    }
+    connections.shutdown().await;
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.
@@ -106,5 +161,51 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    /// After an abort, a client holding a keep-alive connection gets no answer from the old
+    /// server: its connections died with it.
+    #[tokio::test]
+    async fn abort_cuts_open_keep_alive_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let handle = spawn(listener, app, CancellationToken::new()).unwrap();
+        let url = handle.base_url();
+        let client = reqwest::Client::new();
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        handle.abort().await;
+        assert!(client.get(&url).send().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_a_slow_request_finish() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(started_tx)));
+        let app = Router::new().route(
+            "/slow",
+            get(move || {
+                let started = started_tx.lock().unwrap().take();
+                async move {
+                    if let Some(tx) = started {
+                        let _ = tx.send(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    "done"
+                }
+            }),
+        );
+        let handle = spawn(listener, app, CancellationToken::new()).unwrap();
+        let url = format!("{}/slow", handle.base_url());
+        let request = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+        started_rx.await.unwrap();
+        handle.shutdown().await;
+        assert_eq!(request.await.unwrap().unwrap(), "done");
     }
 }

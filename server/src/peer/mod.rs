@@ -1,1 +1,148 @@
-//! The storage peer.
+//! The storage peer: the HTTP API of MictlanX peers (server reference §4) over a
+//! [`Store`](crate::storage::Store).
+//!
+//! [`start`] is the one entry point the binary and `LocalCluster` use; [`app`] builds the
+//! router alone, for tests that drive it without a socket.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mictlanx_server::{peer, PeerConfig};
+//!
+//! let handle = peer::start(PeerConfig::new("peer-0", "/tmp/peer-0")).await?;
+//! println!("peer-0 on {}", handle.base_url());
+//! handle.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod data;
+mod input;
+mod metadata;
+mod state;
+mod stats;
+mod sweeper;
+
+use std::io;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use state::PeerState;
+
+use crate::config::PeerConfig;
+use crate::error::{route_not_found, ApiError};
+use crate::metrics::{track, Metrics};
+use crate::serve::{self, ServerHandle};
+use crate::storage::{OpenError, Store, StoreConfig};
+
+/// Why a peer could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory or the metadata database could not be opened.
+    #[error("peer storage: {0}")]
+    Storage(#[from] OpenError),
+    /// The listen address could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Starts a peer: opens its storage (creating the directories and recovering from a crash),
+/// binds `config.bind`, serves the API and runs the pending-upload sweeper until the handle's
+/// stop token is cancelled.
+///
+/// # Errors
+///
+/// [`StartError::Storage`] when the data directory or database cannot be opened (for
+/// example, another process is using it); [`StartError::Bind`] when the address is taken.
+pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
+    let store = Store::open(StoreConfig::from(&config)).await?;
+    let bind = |source| StartError::Bind {
+        addr: config.bind,
+        source,
+    };
+    let listener = TcpListener::bind(config.bind).await.map_err(bind)?;
+    let state = PeerState::new(
+        config.id.clone(),
+        store.clone(),
+        Metrics::new("mictlanx_peer"),
+    );
+    let handle = serve::spawn(listener, app(state), CancellationToken::new()).map_err(bind)?;
+    sweeper::spawn(store.downgrade(), handle.stop_token());
+    tracing::info!(event = "PEER.STARTED", peer_id = %config.id, addr = %handle.addr(), data_dir = %config.data_dir.display());
+    Ok(handle)
+}
+
+/// 405 in our error shape (axum's own has an empty body).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}
+
+/// The peer's HTTP API as an axum router.
+pub fn app(state: PeerState) -> Router {
+    // Uploads are bounded by their declared size, not by axum's 2 MB default.
+    let unlimited = DefaultBodyLimit::disable();
+    let api = Router::new()
+        .route(
+            "/buckets/{bucket_id}/metadata",
+            post(metadata::put).get(metadata::bucket),
+        )
+        .route("/buckets/{bucket_id}/metadata/{key}", get(metadata::get))
+        .route(
+            "/buckets/{bucket_id}/metadata/{key}/group",
+            get(metadata::group),
+        )
+        .route(
+            "/buckets/{bucket_id}/metadata/{key}/chunks",
+            get(metadata::chunks),
+        )
+        .route(
+            "/buckets/{bucket_id}/{key}",
+            get(data::get).delete(data::delete_key),
+        )
+        .route("/buckets/{bucket_id}/{key}/size", get(metadata::size))
+        .route(
+            "/buckets/{bucket_id}/{key}/disable",
+            post(metadata::disable),
+        )
+        .route("/buckets/{bucket_id}/bid/{key}", delete(data::delete_ball))
+        .route(
+            "/buckets/data/{task_id}",
+            post(data::upload_multipart).layer(unlimited),
+        )
+        .route(
+            "/buckets/data/{task_id}/chunked",
+            post(data::upload_chunked).layer(unlimited),
+        )
+        .route("/stats", get(stats::stats))
+        .route("/stats/ufs", get(stats::ufs))
+        .route("/balls/len", get(stats::balls_len))
+        .route("/xballs", get(stats::xballs))
+        .route("/xballs/size", get(stats::xballs_size))
+        .route("/peers/state", get(stats::peers_state))
+        .route("/nodes", post(stats::add_node))
+        .route("/tasks", delete(stats::flush_tasks))
+        .method_not_allowed_fallback(method_not_allowed);
+    let metrics = state.metrics.clone();
+    Router::new()
+        .nest("/api/v4", api)
+        .route("/health", get(stats::health))
+        .route("/metrics", get(stats::metrics))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(metrics, track))
+        .with_state(state)
+}

@@ -1,1 +1,366 @@
-//! Peer storage: files and metadata.
+//! Peer storage: durable, crash-safe objects on the local disk.
+//!
+//! A [`Store`] combines blob files ([`files`]: `tmp/` and `objects/`) with an embedded redb
+//! database of metadata ([`meta`]), and keeps capacity accounts in memory ([`usage`]).
+//!
+//! # Durability contract
+//!
+//! An upload streams into `tmp/` while its SHA-256 is computed; the file is fsynced, renamed
+//! into `objects/` under a fresh name, the directory is fsynced, and only then is the metadata
+//! committed, in one transaction that also removes the pending record. A crash at any point
+//! leaves the old state or the new one: at open, [`recovery`] deletes `tmp/`, deletes object
+//! files no record references, and drops records whose file is missing or has the wrong
+//! length.
+//!
+//! # Threads
+//!
+//! Every file operation and every database call runs on the blocking thread pool; the async
+//! methods of [`Store`] only wait for them. An upload gets one blocking writer that owns the
+//! temporary file from creation to commit, so cleanup on failure or cancellation always
+//! happens there.
+
+mod accept;
+mod delete;
+mod disable;
+mod error;
+mod files;
+mod meta;
+mod pending;
+mod query;
+mod range;
+mod read;
+mod recovery;
+mod upload;
+mod usage;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, WriteTransaction};
+
+pub use accept::{NewPut, PutOutcome};
+pub use error::{OpenError, StoreError};
+pub use meta::{ObjectRecord, PendingRecord};
+pub use query::KeyState;
+pub use range::{parse_range, ByteRange, RangeSpec};
+pub use read::{ObjectRead, ObjectStream};
+pub use upload::StoredObject;
+pub use usage::UsageSnapshot;
+
+use files::Files;
+use usage::{Usage, UsageDelta};
+
+/// File name of the metadata database inside the data directory.
+pub const DB_FILE: &str = "meta.redb";
+
+/// What a [`Store`] needs to open.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Owner of the store (the peer id), used in messages and logs.
+    pub name: String,
+    /// Directory of the data files and the database; created if missing.
+    pub data_dir: PathBuf,
+    /// Bytes the store may hold (committed plus reserved by pending uploads).
+    pub capacity: u64,
+    /// How long accepted metadata waits for its bytes before it expires.
+    pub pending_ttl: Duration,
+    /// Whole reads of objects up to this size are verified before the first byte is sent.
+    pub verify_before_send_limit: u64,
+    /// An upload whose body sends nothing for this long is abandoned (each in-flight upload
+    /// holds a blocking writer thread, so a stalled client must not hold it forever).
+    pub upload_idle_timeout: Duration,
+}
+
+/// Default of [`StoreConfig::upload_idle_timeout`]: two minutes, the router's peer timeout.
+pub const DEFAULT_UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl From<&crate::config::PeerConfig> for StoreConfig {
+    fn from(c: &crate::config::PeerConfig) -> Self {
+        Self {
+            name: c.id.clone(),
+            data_dir: c.data_dir.clone(),
+            capacity: c.capacity,
+            pending_ttl: c.pending_ttl,
+            verify_before_send_limit: c.verify_before_send_limit,
+            upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// The storage of one peer. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// A handle that does not keep the store open; background loops hold this so that a stopped
+/// peer releases its database at once.
+#[derive(Clone)]
+pub struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    /// The store, if it is still open.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(|inner| Store { inner })
+    }
+}
+
+struct Inner {
+    config: StoreConfig,
+    files: Files,
+    db: Database,
+    usage: Usage,
+    /// Serialises write transactions together with the counter update that follows each
+    /// commit (redb serialises writers too; this also covers the counters).
+    write_lock: Mutex<()>,
+    /// Task ids whose bytes are being uploaded right now.
+    active: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.inner.config.name)
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`, runs start-up recovery and expires
+    /// stale pending uploads.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] when the directories cannot be created, the database cannot be opened
+    /// (another process holds it, or it is damaged), or recovery fails.
+    pub async fn open(config: StoreConfig) -> Result<Store, OpenError> {
+        tokio::task::spawn_blocking(move || Store::open_blocking(config))
+            .await
+            .map_err(|e| OpenError::Recovery(StoreError::Worker(e.to_string())))?
+    }
+
+    /// [`Store::open`] for blocking contexts.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`].
+    pub fn open_blocking(config: StoreConfig) -> Result<Store, OpenError> {
+        let files = Files::open(&config.data_dir)
+            .map_err(|(path, source)| OpenError::DataDir { path, source })?;
+        let db_path = config.data_dir.join(DB_FILE);
+        let db = Database::create(&db_path).map_err(|e| OpenError::Database {
+            path: db_path.clone(),
+            source: Box::new(e.into()),
+        })?;
+        let create_tables = || -> Result<(), StoreError> {
+            let txn = db.begin_write()?;
+            txn.open_table(meta::OBJECTS)?;
+            txn.open_table(meta::PENDING)?;
+            txn.open_table(meta::PENDING_BY_KEY)?;
+            txn.commit()?;
+            Ok(())
+        };
+        create_tables().map_err(|e| match e {
+            StoreError::Db(source) => OpenError::Database {
+                path: db_path.clone(),
+                source,
+            },
+            other => OpenError::Recovery(other),
+        })?;
+        let report = recovery::recover(&files, &db).map_err(OpenError::Recovery)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                config,
+                files,
+                db,
+                usage: Usage::default(),
+                write_lock: Mutex::new(()),
+                active: Arc::default(),
+            }),
+        };
+        store.inner.usage.reset(report.usage);
+        let expired = store
+            .expire_pending_blocking(SystemTime::now())
+            .map_err(OpenError::Recovery)?;
+        let u = store.usage();
+        tracing::info!(
+            event = "STORE.OPEN",
+            peer_id = %store.inner.config.name,
+            objects = u.objects,
+            committed_bytes = u.committed_bytes,
+            pending = u.pending_uploads,
+            tmp_removed = report.tmp_removed,
+            orphans_removed = report.orphans_removed,
+            records_dropped = report.records_dropped,
+            pending_expired = expired,
+        );
+        Ok(store)
+    }
+
+    /// A handle that does not keep the store open.
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.inner))
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Capacity, bytes used and counts, without touching the disk.
+    pub fn usage(&self) -> UsageSnapshot {
+        self.inner.usage.snapshot(self.inner.config.capacity)
+    }
+
+    fn files(&self) -> &Files {
+        &self.inner.files
+    }
+
+    fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Runs `f` on the blocking pool with a clone of the store.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// Runs `f` in one write transaction, commits it, then applies the usage change `f`
+    /// recorded. Blocking. Nothing is committed (and no counter moves) when `f` fails.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // The guard protects no data of its own, so a poisoned lock is still usable.
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let txn = self.inner.db.begin_write()?;
+        let mut delta = UsageDelta::default();
+        let value = f(&txn, &mut delta)?;
+        txn.commit()?;
+        self.inner.usage.apply(&delta);
+        Ok(value)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Helpers for the store's unit tests.
+    use super::*;
+    use bytes::Bytes;
+    use mictlanx::model::{Metadata, Tags};
+
+    pub(crate) fn config(dir: &std::path::Path) -> StoreConfig {
+        StoreConfig {
+            name: "peer-0".into(),
+            data_dir: dir.to_path_buf(),
+            capacity: 1_000_000,
+            pending_ttl: Duration::from_secs(3600),
+            verify_before_send_limit: 1 << 20,
+            upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+        }
+    }
+
+    pub(crate) async fn open(dir: &std::path::Path) -> Store {
+        Store::open(config(dir)).await.unwrap()
+    }
+
+    pub(crate) fn metadata(bucket: &str, key: &str, data: &[u8]) -> Metadata {
+        Metadata {
+            key: key.into(),
+            size: data.len() as u64,
+            checksum: mictlanx::checksum::sha256_hex(data),
+            tags: Tags::new(),
+            content_type: "application/octet-stream".into(),
+            producer_id: "test".into(),
+            ball_id: key.into(),
+            bucket_id: bucket.into(),
+            is_disabled: false,
+        }
+    }
+
+    pub(crate) fn put(meta: Metadata) -> NewPut {
+        NewPut {
+            metadata: meta,
+            task_id: None,
+            update: false,
+        }
+    }
+
+    /// A body stream of `data` in pieces of `piece` bytes.
+    pub(crate) fn body(
+        data: &[u8],
+        piece: usize,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+        let pieces: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(piece.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(pieces)
+    }
+
+    /// Accepts the metadata of `data` and uploads it.
+    pub(crate) async fn put_object(
+        store: &Store,
+        bucket: &str,
+        key: &str,
+        data: &[u8],
+    ) -> StoredObject {
+        let out = store
+            .put_metadata(put(metadata(bucket, key, data)))
+            .await
+            .unwrap();
+        store.upload(out.task_id(), body(data, 7)).await.unwrap()
+    }
+
+    pub(crate) async fn read_all(
+        store: &Store,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        use futures::StreamExt;
+        let read = store.read(bucket, key, None).await?;
+        let mut out = Vec::new();
+        let mut s = read.body;
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.map_err(StoreError::io("test read"))?);
+        }
+        Ok(out)
+    }
+
+    /// Every file under `dir`, recursively.
+    pub(crate) fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    out.extend(files_under(&p));
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}

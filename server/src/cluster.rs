@@ -1,0 +1,407 @@
+//! `LocalCluster`: a router and N peers in one process, on loopback, for tests, examples,
+//! benches and `mictlanx up`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mictlanx::uri::{NodeAddress, Protocol};
+
+use crate::config::{PeerConfig, RouterConfig};
+use crate::serve::ServerHandle;
+use crate::{peer, router};
+
+/// How long [`LocalClusterBuilder::start`] waits for the router to see every peer.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a cluster could not start or a member could not (re)start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The data directory could not be created.
+    #[error("cannot create the cluster data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A peer did not start.
+    #[error("peer {id} did not start: {source}")]
+    Peer {
+        /// The peer's id.
+        id: String,
+        /// Why.
+        source: peer::StartError,
+    },
+    /// The router did not start.
+    #[error("router {id} did not start: {source}")]
+    Router {
+        /// The router's id.
+        id: String,
+        /// Why.
+        source: router::StartError,
+    },
+    /// The router did not report every peer up in time.
+    #[error(
+        "the router did not see {expected} peers up within {0:?}",
+        READY_TIMEOUT
+    )]
+    NotReady {
+        /// Peers expected up.
+        expected: usize,
+    },
+    /// No peer with that index.
+    #[error("no peer with index {0}")]
+    NoSuchPeer(usize),
+}
+
+/// Builds a [`LocalCluster`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cluster = mictlanx_server::LocalCluster::builder().peers(3).start().await?;
+/// println!("export MICTLANX_URI='{}'", cluster.uri());
+/// cluster.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LocalClusterBuilder {
+    peers: usize,
+    data_dir: Option<PathBuf>,
+    router_port: u16,
+    capacity: u64,
+    probe_interval: Duration,
+    verify_limit: Option<u64>,
+}
+
+impl Default for LocalClusterBuilder {
+    fn default() -> Self {
+        Self {
+            peers: 3,
+            data_dir: None,
+            router_port: 0,
+            capacity: 10_000_000_000,
+            probe_interval: Duration::from_millis(250),
+            verify_limit: None,
+        }
+    }
+}
+
+impl LocalClusterBuilder {
+    /// Number of peers (default 3).
+    pub fn peers(mut self, n: usize) -> Self {
+        self.peers = n;
+        self
+    }
+
+    /// Where the peers keep their data (`DIR/peer-0`, ...). Default: a temporary directory
+    /// removed when the cluster is dropped.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The router's port on 127.0.0.1 (default 0: any free port).
+    pub fn router_port(mut self, port: u16) -> Self {
+        self.router_port = port;
+        self
+    }
+
+    /// Capacity of each peer in bytes (default 10 GB).
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// How often the router probes the peers (default 250 ms).
+    pub fn probe_interval(mut self, every: Duration) -> Self {
+        self.probe_interval = every;
+        self
+    }
+
+    /// Largest object the router (and the peers) buffer to verify before sending; larger
+    /// ones are verified while streaming. Default: the configs' defaults (64 MiB).
+    pub fn verify_before_send_limit(mut self, bytes: u64) -> Self {
+        self.verify_limit = Some(bytes);
+        self
+    }
+
+    /// Starts the peers, then the router, and waits until the router sees every peer up.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError`] when a directory, a port or a database cannot be had, or when the
+    /// router does not see the peers within 15 s.
+    pub async fn start(self) -> Result<LocalCluster, ClusterError> {
+        let (root, tempdir) = match &self.data_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("mictlanx-cluster-")
+                    .tempdir()
+                    .map_err(|source| ClusterError::DataDir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&root).map_err(|source| ClusterError::DataDir {
+            path: root.clone(),
+            source,
+        })?;
+
+        let mut peers = Vec::with_capacity(self.peers);
+        for i in 0..self.peers {
+            let mut config = PeerConfig::new(format!("peer-{i}"), root.join(format!("peer-{i}")));
+            config.capacity = self.capacity;
+            if let Some(limit) = self.verify_limit {
+                config.verify_before_send_limit = limit;
+            }
+            let handle = start_peer(config.clone()).await?;
+            config.bind = handle.addr();
+            peers.push(PeerSlot {
+                config,
+                handle: Some(handle),
+            });
+        }
+
+        let mut cluster = LocalCluster {
+            routers: Vec::new(),
+            peers,
+            root,
+            builder: self,
+            _tempdir: tempdir,
+        };
+        let port = cluster.builder.router_port;
+        let router = cluster.start_router(port).await?;
+        cluster.routers.push(router);
+        cluster.wait_ready(0).await?;
+        Ok(cluster)
+    }
+}
+
+struct PeerSlot {
+    config: PeerConfig,
+    handle: Option<ServerHandle>,
+}
+
+struct RouterSlot {
+    id: String,
+    handle: ServerHandle,
+}
+
+/// A router and N peers running in this process on 127.0.0.1.
+///
+/// Peers can be stopped (as by a crash) and restarted on the same port and data, and more
+/// routers can be started over the same peers, which is what the fault tests need.
+pub struct LocalCluster {
+    routers: Vec<RouterSlot>,
+    peers: Vec<PeerSlot>,
+    root: PathBuf,
+    builder: LocalClusterBuilder,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("uri", &self.uri())
+            .field("peers", &self.peers.len())
+            .field("data_dir", &self.root)
+            .finish()
+    }
+}
+
+impl LocalCluster {
+    /// A builder with the defaults: 3 peers, a temporary directory, any free port.
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder::default()
+    }
+
+    /// The `mictlanx://` URI of every running router, for `MICTLANX_URI`.
+    pub fn uri(&self) -> String {
+        let nodes: Vec<NodeAddress> = self
+            .routers
+            .iter()
+            .map(|r| {
+                NodeAddress::new("127.0.0.1", Some(r.handle.addr().port()), Protocol::Http)
+                    .with_id(r.id.clone())
+            })
+            .collect();
+        mictlanx::uri::build_uri(&nodes)
+    }
+
+    /// Base URL of the first router, `http://127.0.0.1:PORT`.
+    pub fn router_url(&self) -> String {
+        self.router_urls().into_iter().next().unwrap_or_default()
+    }
+
+    /// Base URLs of every router.
+    pub fn router_urls(&self) -> Vec<String> {
+        self.routers.iter().map(|r| r.handle.base_url()).collect()
+    }
+
+    /// Address of the first router.
+    pub fn router_addr(&self) -> Option<SocketAddr> {
+        self.routers.first().map(|r| r.handle.addr())
+    }
+
+    /// Base URLs of the peers, running or not, by index.
+    pub fn peer_urls(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| format!("http://{}", p.config.bind))
+            .collect()
+    }
+
+    /// Ids of the peers (`peer-0`, ...).
+    pub fn peer_ids(&self) -> Vec<String> {
+        self.peers.iter().map(|p| p.config.id.clone()).collect()
+    }
+
+    /// Data directory of peer `index`.
+    pub fn peer_data_dir(&self, index: usize) -> Option<&Path> {
+        self.peers.get(index).map(|p| p.config.data_dir.as_path())
+    }
+
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stops peer `index` at once, cutting its connections, as a crash would.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::NoSuchPeer`] for an unknown index.
+    pub async fn kill_peer(&mut self, index: usize) -> Result<(), ClusterError> {
+        let slot = self
+            .peers
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchPeer(index))?;
+        if let Some(handle) = slot.handle.take() {
+            handle.abort().await;
+        }
+        Ok(())
+    }
+
+    /// Starts peer `index` again on its port and data directory.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError`] when the index is unknown or the peer cannot start.
+    pub async fn restart_peer(&mut self, index: usize) -> Result<(), ClusterError> {
+        let slot = self
+            .peers
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchPeer(index))?;
+        if let Some(handle) = slot.handle.take() {
+            handle.shutdown().await;
+        }
+        slot.handle = Some(start_peer(slot.config.clone()).await?);
+        Ok(())
+    }
+
+    /// Starts another router over the same peers and returns its base URL.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError`] when it cannot start or does not see the running peers.
+    pub async fn add_router(&mut self) -> Result<String, ClusterError> {
+        let router = self.start_router(0).await?;
+        let url = router.handle.base_url();
+        self.routers.push(router);
+        self.wait_ready(self.routers.len() - 1).await?;
+        Ok(url)
+    }
+
+    /// Stops router `index` and starts a fresh one (no state carried over) on the same port.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError`] when it cannot start again.
+    pub async fn restart_router(&mut self, index: usize) -> Result<(), ClusterError> {
+        if index >= self.routers.len() {
+            return Err(ClusterError::NoSuchPeer(index));
+        }
+        let old = self.routers.remove(index);
+        let port = old.handle.addr().port();
+        old.handle.shutdown().await;
+        let router = self.start_router(port).await?;
+        self.routers.insert(index, router);
+        self.wait_ready(index).await
+    }
+
+    /// Stops every router and peer gracefully. The temporary directory, if any, is removed.
+    pub async fn shutdown(mut self) {
+        for r in self.routers.drain(..) {
+            r.handle.shutdown().await;
+        }
+        for p in &mut self.peers {
+            if let Some(h) = p.handle.take() {
+                h.shutdown().await;
+            }
+        }
+    }
+
+    async fn start_router(&self, port: u16) -> Result<RouterSlot, ClusterError> {
+        let id = format!("router-{}", self.routers.len());
+        let peers = self
+            .peers
+            .iter()
+            .map(|p| {
+                NodeAddress::new("127.0.0.1", Some(p.config.bind.port()), Protocol::Http)
+                    .with_id(p.config.id.clone())
+            })
+            .collect();
+        let mut config = RouterConfig::new(id.clone(), peers);
+        config.bind = SocketAddr::from(([127, 0, 0, 1], port));
+        config.probe_interval = self.builder.probe_interval;
+        if let Some(limit) = self.builder.verify_limit {
+            config.verify_buffer_limit = limit;
+        }
+        let handle = router::start(config)
+            .await
+            .map_err(|source| ClusterError::Router {
+                id: id.clone(),
+                source,
+            })?;
+        Ok(RouterSlot { id, handle })
+    }
+
+    /// Polls the router's `/health` until it reports every running peer up.
+    async fn wait_ready(&self, router: usize) -> Result<(), ClusterError> {
+        let expected = self.peers.iter().filter(|p| p.handle.is_some()).count();
+        let Some(slot) = self.routers.get(router) else {
+            return Ok(());
+        };
+        let url = format!("{}/health", slot.handle.base_url());
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(resp) = client.get(&url).send().await {
+                let body = resp.bytes().await.unwrap_or_default();
+                if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    let up = body.get("peers_up").and_then(|v| v.as_u64()).unwrap_or(0);
+                    if up as usize >= expected {
+                        return Ok(());
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(ClusterError::NotReady { expected })
+    }
+}
+
+async fn start_peer(config: PeerConfig) -> Result<ServerHandle, ClusterError> {
+    let id = config.id.clone();
+    peer::start(config)
+        .await
+        .map_err(|source| ClusterError::Peer { id, source })
+}

@@ -1,0 +1,238 @@
+//! Data endpoints: uploads (PD1 multipart, PD2 streamed), reads (PD3) and deletes (PD4, PD5).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use mictlanx::model::{
+    DeletedByBallIdResponse, DeletedByKeyResponse, PeerPutChunkedResponse, DEFAULT_CONTENT_TYPE,
+};
+
+use super::input;
+use super::state::PeerState;
+use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::storage::{StoreError, StoredObject};
+
+/// Response header with the number of deleted keys (MictlanX clients read it, not the body).
+pub(crate) const N_DELETES: HeaderName = HeaderName::from_static("n-deletes");
+/// Response header with the SHA-256 the peer computed for the object (routers verify
+/// replicas with it).
+pub(crate) const SHA256_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-sha256");
+
+/// Milliseconds since `started`, for the `response_time` log field.
+fn millis(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Streams a body into the store and logs the outcome.
+async fn store_upload<S, E>(
+    st: &PeerState,
+    task_id: &str,
+    body: S,
+) -> Result<StoredObject, ApiError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let metrics = st.metrics.clone();
+    let body = body.inspect_ok(move |piece| metrics.add_bytes_in(piece.len() as u64));
+    match st.store.upload(task_id, body).await {
+        Ok(stored) => {
+            tracing::info!(
+                event = "PUT.DATA",
+                bucket_id = %stored.metadata.bucket_id,
+                key = %stored.metadata.key,
+                size = stored.size,
+                verified = stored.verified,
+                replaced = stored.replaced,
+                response_time = millis(started),
+            );
+            Ok(stored)
+        }
+        Err(e) => {
+            if e.is_client_error() {
+                tracing::info!(event = "PUT.DATA.REFUSED", task_id, reason = %e);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// PD2 `POST /api/v4/buckets/data/{task_id}/chunked`: the raw body is the object.
+pub(crate) async fn upload_chunked(
+    State(st): State<PeerState>,
+    ApiPath(task_raw): ApiPath<String>,
+    body: Body,
+) -> Result<ApiJson<PeerPutChunkedResponse>, ApiError> {
+    let started = Instant::now();
+    let task_id = input::task_id(&task_raw)?;
+    let stored = store_upload(&st, &task_id, body.into_data_stream()).await?;
+    let service_time = started.elapsed().as_secs_f64();
+    let m = &stored.metadata;
+    Ok(ApiJson(PeerPutChunkedResponse {
+        node_id: st.id.to_string(),
+        combined_key: format!("{}@{}", m.bucket_id, m.key),
+        bucket_id: m.bucket_id.clone(),
+        key: m.key.clone(),
+        size: stored.size,
+        throughput: if service_time > 0.0 {
+            stored.size as f64 / service_time
+        } else {
+            0.0
+        },
+        service_time,
+    }))
+}
+
+/// PD1 `POST /api/v4/buckets/data/{task_id}`: multipart, the object is the field `data`.
+pub(crate) async fn upload_multipart(
+    State(st): State<PeerState>,
+    ApiPath(task_raw): ApiPath<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<StatusCode, ApiError> {
+    let task_id = input::task_id(&task_raw)?;
+    let mut multipart = multipart?;
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let Some(field) = field else {
+            return Err(ApiError::bad_request(
+                "multipart body has no field named data",
+            ));
+        };
+        if field.name() == Some("data") {
+            store_upload(&st, &task_id, field).await?;
+            return Ok(StatusCode::CREATED);
+        }
+        // Other fields are skipped; dropping one makes the parser discard its bytes.
+    }
+}
+
+/// PD3 `GET /api/v4/buckets/{bucket_id}/{key}`: the bytes, whole (200) or one range (206).
+pub(crate) async fn get(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    let read = match st
+        .store
+        .read(&bucket_id, &key, input::range(&headers))
+        .await
+    {
+        Ok(read) => read,
+        Err(StoreError::RangeNotSatisfiable { size }) => {
+            let e = StoreError::RangeNotSatisfiable { size };
+            return Ok((
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                ApiError::from(e),
+            )
+                .into_response());
+        }
+        Err(e) => {
+            if e.is_client_error() {
+                tracing::debug!(event = "GET.REFUSED", bucket_id, key, reason = %e);
+            }
+            return Err(e.into());
+        }
+    };
+    let rec = &read.record;
+    tracing::info!(
+        event = "GET",
+        bucket_id,
+        key,
+        size = rec.stored_size,
+        range = ?read.range.map(|r| (r.start, r.end)),
+        response_time = millis(started),
+    );
+    let content_type = HeaderValue::from_str(&rec.metadata.content_type)
+        .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
+    let etag = HeaderValue::from_str(&format!("\"{}\"", rec.sha256))
+        .map_err(|e| ApiError::internal("etag", e))?;
+    let sha = HeaderValue::from_str(&rec.sha256).map_err(|e| ApiError::internal("etag", e))?;
+    let mut response = Response::builder()
+        .status(if read.range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, read.len)
+        .header(header::ETAG, etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(SHA256_HEADER, sha);
+    if let Some(r) = read.range {
+        response = response.header(header::CONTENT_RANGE, r.content_range(rec.stored_size));
+    }
+    let metrics = st.metrics.clone();
+    let body = read
+        .body
+        .inspect_ok(move |piece| metrics.add_bytes_out(piece.len() as u64));
+    response
+        .body(Body::from_stream(body))
+        .map_err(|e| ApiError::internal("building a response", e))
+}
+
+fn n_deletes(n: u64) -> [(HeaderName, HeaderValue); 1] {
+    [(N_DELETES, HeaderValue::from(n))]
+}
+
+/// PD4 `DELETE /api/v4/buckets/{bucket_id}/{key}`: the header `Force` is accepted and
+/// ignored (a delete is always complete).
+pub(crate) async fn delete_key(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    let n = st.store.delete_key(&bucket_id, &key).await?;
+    tracing::info!(
+        event = "DELETE",
+        bucket_id,
+        key,
+        n_deletes = n,
+        response_time = millis(started),
+    );
+    if n == 0 {
+        let e = ApiError::not_found(format!("{bucket_id}@{key} not found"));
+        return Ok((n_deletes(0), e).into_response());
+    }
+    let body = DeletedByKeyResponse {
+        n_deletes: i64::try_from(n).unwrap_or(i64::MAX),
+        key,
+    };
+    Ok((n_deletes(n), ApiJson(body)).into_response())
+}
+
+/// PD5 `DELETE /api/v4/buckets/{bucket_id}/bid/{ball_id}`: 200 even when nothing matched.
+pub(crate) async fn delete_ball(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let ball_id = input::ball_id(&ball_raw)?;
+    let n = st.store.delete_ball(&bucket_id, &ball_id).await?;
+    tracing::info!(
+        event = "DELETE.BALL",
+        bucket_id,
+        ball_id,
+        n_deletes = n,
+        response_time = millis(started),
+    );
+    let body = DeletedByBallIdResponse {
+        n_deletes: i64::try_from(n).unwrap_or(i64::MAX),
+        ball_id,
+    };
+    Ok((n_deletes(n), ApiJson(body)).into_response())
+}

@@ -1,0 +1,205 @@
+//! Metadata endpoints: put (PM1), get (PM2), bucket listing (PM3), ball group and chunks
+//! (PM4, PM5), size (PM6) and disable (PM7).
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mictlanx::model::{
+    GetMetadataResponse, GroupedBallResponse, Metadata, PeerBucketMetadata, PeerPutMetadataRequest,
+    PeerPutMetadataResponse, SizeByKey,
+};
+
+use super::input;
+use super::state::PeerState;
+use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::storage::{KeyState, NewPut};
+
+/// Response header telling whether metadata is of a committed or a pending key.
+pub(crate) const STATE_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-state");
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// PM1 `POST /api/v4/buckets/{bucket_id}/metadata`.
+pub(crate) async fn put(
+    State(st): State<PeerState>,
+    ApiPath(bucket_raw): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<PeerPutMetadataRequest>,
+) -> Result<ApiJson<PeerPutMetadataResponse>, ApiError> {
+    let started = Instant::now();
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let body_bucket = if req.bucket_id.is_empty() {
+        bucket_id.clone()
+    } else {
+        input::bucket_id(&req.bucket_id)?
+    };
+    if body_bucket != bucket_id {
+        return Err(ApiError::bad_request(format!(
+            "Bucket ID mismatch: {bucket_id} != {body_bucket}"
+        )));
+    }
+    let key = input::key(&req.key)?;
+    input::addressable(&bucket_id, &key)?;
+    // An empty ball id makes the key a ball of its own, as a single-chunk put would.
+    let ball_id = if req.ball_id.is_empty() {
+        key.clone()
+    } else {
+        input::ball_id(&req.ball_id)?
+    };
+    let size = req.size;
+    let metadata = Metadata {
+        key: key.clone(),
+        size,
+        checksum: req.checksum,
+        tags: req.tags,
+        content_type: req.content_type,
+        producer_id: req.producer_id,
+        ball_id,
+        bucket_id: bucket_id.clone(),
+        is_disabled: req.is_disable,
+    };
+    let outcome = st
+        .store
+        .put_metadata(NewPut {
+            metadata,
+            task_id: input::task_id_header(&headers),
+            update: input::update_flag(&headers),
+        })
+        .await
+        .inspect_err(|e| {
+            tracing::debug!(event = "PUT.METADATA.REFUSED", bucket_id, key, size, reason = %e);
+        })?;
+    let service_time = elapsed_ms(started);
+    tracing::info!(
+        event = "PUT.METADATA",
+        bucket_id,
+        key,
+        size,
+        task_id = outcome.task_id(),
+        response_time = service_time,
+    );
+    Ok(ApiJson(PeerPutMetadataResponse {
+        key,
+        service_time,
+        task_id: outcome.task_id().to_string(),
+        node_id: st.id.to_string(),
+    }))
+}
+
+/// PM2 `GET /api/v4/buckets/{bucket_id}/metadata/{key}`.
+pub(crate) async fn get(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    let (metadata, state) = match st.store.key_state(&bucket_id, &key).await? {
+        KeyState::Committed(rec) => (rec.metadata, "committed"),
+        KeyState::Pending(rec) => (rec.metadata, "pending"),
+        KeyState::Absent => {
+            return Err(ApiError::not_found(format!("{bucket_id}@{key} not found")))
+        }
+    };
+    let body = GetMetadataResponse {
+        service_time: elapsed_ms(started),
+        peer_id: st.id.to_string(),
+        local_peer_id: st.id.to_string(),
+        metadata,
+    };
+    Ok((
+        [(STATE_HEADER, HeaderValue::from_static(state))],
+        ApiJson(body),
+    )
+        .into_response())
+}
+
+/// PM3 `GET /api/v4/buckets/{bucket_id}/metadata`.
+pub(crate) async fn bucket(
+    State(st): State<PeerState>,
+    ApiPath(bucket_raw): ApiPath<String>,
+) -> Result<ApiJson<PeerBucketMetadata>, ApiError> {
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let balls = st
+        .store
+        .bucket_objects(&bucket_id)
+        .await?
+        .into_iter()
+        .map(|o| o.metadata)
+        .collect();
+    Ok(ApiJson(PeerBucketMetadata {
+        peer_id: st.id.to_string(),
+        balls,
+    }))
+}
+
+async fn ball_of(
+    st: &PeerState,
+    bucket_raw: &str,
+    ball_raw: &str,
+) -> Result<(String, String, Vec<Metadata>), ApiError> {
+    let bucket_id = input::bucket_id(bucket_raw)?;
+    let ball_id = input::ball_id(ball_raw)?;
+    let balls = st.store.ball_metadata(&bucket_id, &ball_id).await?;
+    Ok((bucket_id, ball_id, balls))
+}
+
+/// PM4 `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/group`. Empty when unknown.
+pub(crate) async fn group(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+) -> Result<ApiJson<GroupedBallResponse>, ApiError> {
+    let (bucket_id, ball_id, balls) = ball_of(&st, &bucket_raw, &ball_raw).await?;
+    Ok(ApiJson(GroupedBallResponse {
+        bucket_id,
+        ball_id,
+        size: balls.iter().map(|m| m.size).sum(),
+        balls,
+    }))
+}
+
+/// PM5 `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/chunks`: PM4's list, bare.
+pub(crate) async fn chunks(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+) -> Result<ApiJson<Vec<Metadata>>, ApiError> {
+    Ok(ApiJson(ball_of(&st, &bucket_raw, &ball_raw).await?.2))
+}
+
+/// PM6 `GET /api/v4/buckets/{bucket_id}/{key}/size`: 0 when this peer holds no bytes.
+pub(crate) async fn size(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+) -> Result<ApiJson<SizeByKey>, ApiError> {
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    let size = match st.store.key_state(&bucket_id, &key).await? {
+        KeyState::Committed(rec) => rec.stored_size,
+        KeyState::Pending(_) | KeyState::Absent => 0,
+    };
+    Ok(ApiJson(SizeByKey {
+        bucket_id,
+        key,
+        peer_id: st.id.to_string(),
+        size,
+    }))
+}
+
+/// PM7 `POST /api/v4/buckets/{bucket_id}/{key}/disable`.
+pub(crate) async fn disable(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    if st.store.disable(&bucket_id, &key).await? {
+        tracing::info!(event = "DISABLE", bucket_id, key);
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{bucket_id}@{key} not found")))
+    }
+}

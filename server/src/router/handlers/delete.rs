@@ -1,0 +1,222 @@
+//! Deletes (R8 by key, R9 by ball) and disable (R10).
+//!
+//! Deletes go to every healthy peer rather than to the replicas the map knows: a peer
+//! without the key answers 404 cheaply, and a replica written through another router is not
+//! missed. A replica on a peer that is down is not deleted (it is logged); it reappears in
+//! the map when that peer comes back.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use mictlanx::id::{validate, IdKind};
+use mictlanx::model::{DeletedByBallIdResponse, DeletedByKeyResponse};
+
+use crate::error::{ApiError, ApiPath};
+
+use super::super::headers::{flag, FORCE};
+use super::super::lookup::locate;
+use super::super::peers::PeerView;
+use super::super::state::RouterState;
+use super::{all_refused, bucket_and_key};
+
+/// R8 `DELETE /api/v4/buckets/{bucket_id}/{key}` (header `Force`, default 1, forwarded).
+pub(crate) async fn delete_key(
+    State(st): State<RouterState>,
+    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<DeletedByKeyResponse>, ApiError> {
+    delete_key_in(&st, &bucket, &key, &headers).await.map(Json)
+}
+
+/// R8 for ids given by the caller (also reached through the paths the original routes
+/// elsewhere, such as `DELETE /buckets/data/{key}`).
+pub(crate) async fn delete_key_in(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<DeletedByKeyResponse, ApiError> {
+    let started = Instant::now();
+    let (bucket, key) = bucket_and_key(bucket, key)?;
+    let force = flag(headers, FORCE, true);
+    let peers = st.require_healthy()?;
+    let down: Vec<String> = st
+        .replicas
+        .get(&bucket, &key)
+        .into_iter()
+        .filter(|id| !peers.iter().any(|p| &p.id == id))
+        .collect();
+    let answers = futures::future::join_all(
+        peers
+            .iter()
+            .map(|p| st.client.delete(p, &bucket, &key, force)),
+    )
+    .await;
+    let mut n_deletes = 0i64;
+    let mut deleted = Vec::new();
+    let mut settled = Vec::new();
+    let mut errors = Vec::new();
+    for (peer, answer) in peers.iter().zip(answers) {
+        match answer {
+            Ok(Some(n)) => {
+                // A peer that does not send `n-deletes` still deleted one replica.
+                n_deletes += if n >= 0 { n } else { 1 };
+                deleted.push(peer.id.clone());
+                settled.push(peer.id.clone());
+            }
+            Ok(None) => settled.push(peer.id.clone()),
+            Err(e) => {
+                st.note_failure(&e);
+                errors.push(e);
+            }
+        }
+    }
+    st.replicas.remove_peer(&bucket, &key, &settled);
+    if deleted.is_empty() {
+        if errors.is_empty() {
+            return Err(ApiError::not_found(format!("{bucket}@{key} not found")));
+        }
+        return Err(all_refused(
+            &format!("No replica of {bucket}@{key} was deleted"),
+            &errors,
+            &[],
+        ));
+    }
+    if !down.is_empty() || !errors.is_empty() {
+        tracing::warn!(event = "DELETE.INCOMPLETE", bucket_id = %bucket, key = %key, down = ?down, failed = errors.len());
+    }
+    tracing::info!(
+        event = "DELETE",
+        bucket_id = %bucket,
+        key = %key,
+        n_deletes,
+        peers = ?deleted,
+        response_time = started.elapsed().as_secs_f64()
+    );
+    Ok(DeletedByKeyResponse { n_deletes, key })
+}
+
+/// R9 `DELETE /api/v4/buckets/{bucket_id}/bid/{ball_id}`: every key of the ball on every
+/// healthy peer; 200 with `n_deletes: 0` when there was nothing.
+pub(crate) async fn delete_ball(
+    State(st): State<RouterState>,
+    ApiPath((bucket, ball)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<DeletedByBallIdResponse>, ApiError> {
+    let started = Instant::now();
+    let bucket = validate(IdKind::Bucket, &bucket)?;
+    let ball = validate(IdKind::Ball, &ball)?;
+    let force = flag(&headers, FORCE, true);
+    let peers = st.require_healthy()?;
+    let answers = futures::future::join_all(
+        peers
+            .iter()
+            .map(|p| delete_ball_on(&st, p, &bucket, &ball, force)),
+    )
+    .await;
+    let mut n_deletes = 0i64;
+    let mut errors = Vec::new();
+    for answer in answers {
+        match answer {
+            Ok(n) => n_deletes += n,
+            Err(e) => {
+                st.note_failure(&e);
+                errors.push(e);
+            }
+        }
+    }
+    if errors.len() == peers.len() {
+        return Err(all_refused(
+            &format!("No peer deleted {bucket}@{ball}"),
+            &errors,
+            &[],
+        ));
+    }
+    tracing::info!(
+        event = "DELETE",
+        bucket_id = %bucket,
+        ball_id = %ball,
+        n_deletes,
+        failed = errors.len(),
+        response_time = started.elapsed().as_secs_f64()
+    );
+    Ok(Json(DeletedByBallIdResponse {
+        n_deletes,
+        ball_id: ball,
+    }))
+}
+
+/// Lists the ball's keys on one peer (to drop them from the map), then deletes them there.
+async fn delete_ball_on(
+    st: &RouterState,
+    peer: &PeerView,
+    bucket: &str,
+    ball: &str,
+    force: bool,
+) -> Result<i64, super::super::peer_client::PeerError> {
+    let keys: Vec<String> = st
+        .client
+        .ball_group(peer, bucket, ball)
+        .await?
+        .map(|g| g.balls.into_iter().map(|m| m.key).collect())
+        .unwrap_or_default();
+    let n = st.client.delete_ball(peer, bucket, ball, force).await?;
+    for key in &keys {
+        st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
+    }
+    Ok(n)
+}
+
+/// R10 `POST /api/v4/buckets/{bucket_id}/{key}/disable`: 204 when at least one replica
+/// disabled it, 404 when none has it.
+pub(crate) async fn disable(
+    State(st): State<RouterState>,
+    ApiPath((bucket, key)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    disable_in(&st, &bucket, &key).await
+}
+
+/// R10 for ids given by the caller (also reached through `POST /buckets/{b}/metadata/disable`).
+pub(crate) async fn disable_in(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+) -> Result<StatusCode, ApiError> {
+    let (bucket, key) = bucket_and_key(bucket, key)?;
+    st.require_healthy()?;
+    let holders = locate(st, &bucket, &key).await;
+    let (replicas, down): (Vec<String>, Vec<String>) = holders
+        .into_iter()
+        .partition(|id| st.peers.view(id).is_some_and(|p| p.up));
+    let replicas: Vec<PeerView> = replicas.iter().filter_map(|id| st.peers.view(id)).collect();
+    let answers =
+        futures::future::join_all(replicas.iter().map(|p| st.client.disable(p, &bucket, &key)))
+            .await;
+    let mut disabled = Vec::new();
+    let mut errors = Vec::new();
+    for (peer, answer) in replicas.iter().zip(answers) {
+        match answer {
+            Ok(true) => disabled.push(peer.id.clone()),
+            Ok(false) => st.replicas.remove_peer(&bucket, &key, &[peer.id.as_str()]),
+            Err(e) => {
+                st.note_failure(&e);
+                errors.push(e);
+            }
+        }
+    }
+    if disabled.is_empty() {
+        if errors.is_empty() && down.is_empty() {
+            return Err(ApiError::not_found(format!("{bucket}@{key} not found")));
+        }
+        let down: Vec<String> = down.iter().map(|p| format!("{p} is down")).collect();
+        return Err(all_refused(
+            &format!("No replica of {bucket}@{key} was disabled"),
+            &errors,
+            &down,
+        ));
+    }
+    tracing::info!(event = "DISABLE", bucket_id = %bucket, key = %key, peers = ?disabled);
+    Ok(StatusCode::NO_CONTENT)
+}

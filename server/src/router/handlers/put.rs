@@ -1,0 +1,499 @@
+//! Writes: put-metadata (R1), the data upload (R2 streamed, R3 multipart) and the
+//! metadata update (R11).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use futures::Stream;
+use mictlanx::checksum::is_sha256_hex;
+use mictlanx::id::{validate, IdKind};
+use mictlanx::model::{
+    PeerPutMetadataRequest, PutMetadataRequest, PutMetadataResponse, RouterPutChunkedResponse,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ApiError, ApiJson, ApiPath};
+
+use super::super::fanout::{self, DropReason, Expect, PumpError};
+use super::super::headers::{flag, UPDATE};
+use super::super::lookup::locate;
+use super::super::peer_client::PeerError;
+use super::super::peers::PeerView;
+use super::super::placement;
+use super::super::state::RouterState;
+use super::super::tasks::{new_group_id, BeginError, UploadTask};
+use super::{all_refused, bucket_and_key, put_metadata_error};
+
+/// What a peer answers in `task_id` when it already holds exactly these bytes and only the
+/// metadata changed: nothing to upload.
+const NOTHING_TO_UPLOAD: &str = "0";
+
+/// R1 `POST /api/v4/buckets/{bucket_id}/metadata`.
+pub(crate) async fn put_metadata(
+    State(st): State<RouterState>,
+    ApiPath(bucket): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<PutMetadataRequest>,
+) -> Result<Json<PutMetadataResponse>, ApiError> {
+    put_metadata_in(&st, &bucket, &headers, req).await.map(Json)
+}
+
+/// R1 for a bucket given by the caller (also reached through `POST /buckets/data/metadata`).
+///
+/// Placement: the healthy peers already holding the key are targets again (the peer judges
+/// whether the same bytes are being put again, or refuses different ones with 409 unless
+/// `Update: 1`), and new peers are chosen for the remaining replicas. The original instead
+/// put every request on peers not holding the key, so a client retrying a put got its chunk
+/// stored twice or a 666.
+pub(crate) async fn put_metadata_in(
+    st: &RouterState,
+    raw_bucket: &str,
+    headers: &HeaderMap,
+    req: PutMetadataRequest,
+) -> Result<PutMetadataResponse, ApiError> {
+    let started = Instant::now();
+    let bucket = validate(IdKind::Bucket, raw_bucket)?;
+    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
+    if bucket != body_bucket {
+        return Err(ApiError::bad_request(format!(
+            "Bucket ID mismatch: {bucket} != {body_bucket}"
+        )));
+    }
+    let key = validate(IdKind::Key, &req.key)?;
+    let ball_id = if req.ball_id.is_empty() {
+        key.clone()
+    } else {
+        validate(IdKind::Ball, &req.ball_id)?
+    };
+    if req.replication_factor == 0 {
+        return Err(ApiError::bad_request(
+            "replication_factor must be at least 1",
+        ));
+    }
+    let rf = usize::try_from(req.replication_factor).unwrap_or(usize::MAX);
+    let update = flag(headers, UPDATE, false);
+    st.require_healthy()?;
+
+    let holders_all = locate(st, &bucket, &key).await;
+    let holders: Vec<PeerView> = holders_all
+        .iter()
+        .filter_map(|id| st.peers.view(id))
+        .filter(|p| p.up)
+        .collect();
+    let new = placement::choose(
+        &st.peers.candidates(),
+        &holders_all,
+        rf.saturating_sub(holders.len()),
+        req.size,
+    )
+    .map_err(|_| ApiError::no_available_peers(&bucket, &key, holders_all.clone()))?;
+    st.peers.reserve(&new, req.size);
+    let targets: Vec<PeerView> = holders
+        .into_iter()
+        .chain(new.iter().filter_map(|id| st.peers.view(id)))
+        .collect();
+
+    let group_id = new_group_id();
+    let peer_req = PeerPutMetadataRequest {
+        key: key.clone(),
+        size: req.size,
+        checksum: req.checksum.clone(),
+        tags: req.tags,
+        producer_id: req.producer_id,
+        content_type: req.content_type,
+        ball_id,
+        bucket_id: bucket.clone(),
+        is_disable: req.is_disabled,
+    };
+    let answers = futures::future::join_all(targets.iter().map(|p| {
+        st.client
+            .put_metadata(p, &bucket, &peer_req, &group_id, update)
+    }))
+    .await;
+
+    let mut accepted = Vec::new();
+    let mut failure: Option<PeerError> = None;
+    for (peer, answer) in targets.iter().zip(answers) {
+        match answer {
+            Ok(resp) => accepted.push((peer.clone(), resp.task_id)),
+            Err(e) => {
+                st.note_failure(&e);
+                tracing::warn!(event = "PUT.METADATA.FAILED", bucket_id = %bucket, key = %key, peer = %peer.id, error = %e);
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        rollback(st, &bucket, &key, &accepted, &new).await;
+        st.peers.release(&new, req.size);
+        return Err(put_metadata_error(&e));
+    }
+
+    let (done, upload): (Vec<_>, Vec<_>) = accepted
+        .iter()
+        .cloned()
+        .partition(|(_, task_id)| task_id == NOTHING_TO_UPLOAD);
+    let replicas: Vec<String> = targets.iter().map(|p| p.id.clone()).collect();
+    let task = UploadTask {
+        group_id: group_id.clone(),
+        bucket_id: bucket.clone(),
+        key: key.clone(),
+        size: req.size,
+        checksum: req.checksum,
+        upload_peers: upload.into_iter().map(|(p, t)| (p.id, t)).collect(),
+        done_peers: done.into_iter().map(|(p, _)| p.id).collect(),
+        reserved_peers: new.clone(),
+    };
+    if st.tasks.insert(task).is_err() {
+        rollback(st, &bucket, &key, &accepted, &new).await;
+        st.peers.release(&new, req.size);
+        return Err(ApiError::unavailable(
+            "Too many uploads are pending; try again later",
+        ));
+    }
+    // The key exists from now on (metadata GET, disable and delete must find it).
+    st.replicas.add(&bucket, &key, &replicas);
+    let service_time = started.elapsed().as_secs_f64();
+    tracing::info!(
+        event = "PUT.METADATA",
+        bucket_id = %bucket,
+        key = %key,
+        size = req.size,
+        replicas = ?replicas,
+        update,
+        group_id = %group_id,
+        response_time = service_time
+    );
+    Ok(PutMetadataResponse {
+        key,
+        service_time,
+        tasks_ids: vec![group_id],
+        bucket_id: bucket,
+        replicas,
+        extra: Default::default(),
+    })
+}
+
+/// Undoes an announcement on the peers chosen for new replicas that accepted it. Peers that
+/// already held the key are left alone: deleting there would destroy an existing replica.
+async fn rollback(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    accepted: &[(PeerView, String)],
+    new: &[String],
+) {
+    let undo = accepted.iter().filter(|(p, _)| new.contains(&p.id));
+    let results = futures::future::join_all(
+        undo.clone()
+            .map(|(p, _)| st.client.delete(p, bucket, key, true)),
+    )
+    .await;
+    for ((peer, _), result) in undo.zip(results) {
+        match result {
+            Ok(_) => {
+                tracing::info!(event = "PUT.METADATA.ROLLBACK", bucket_id = bucket, key, peer = %peer.id)
+            }
+            Err(e) => {
+                tracing::warn!(event = "PUT.METADATA.ROLLBACK.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e)
+            }
+        }
+    }
+}
+
+/// R2 `POST /api/v4/buckets/data/{task_id}/chunked`: the raw body, streamed to every replica.
+pub(crate) async fn put_chunked(
+    State(st): State<RouterState>,
+    ApiPath(task_id): ApiPath<String>,
+    body: Body,
+) -> Result<Json<RouterPutChunkedResponse>, ApiError> {
+    upload(&st, &task_id, body.into_data_stream())
+        .await
+        .map(Json)
+}
+
+/// R3 `POST /api/v4/buckets/data/{task_id}`: multipart, the bytes in the field `data`.
+pub(crate) async fn put_multipart_in(
+    st: &RouterState,
+    task_id: &str,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<StatusCode, ApiError> {
+    // An unknown task is a 404 whatever the body looks like.
+    if st.tasks.get(task_id).is_none() {
+        return Err(task_not_found(task_id));
+    }
+    let mut multipart = multipart?;
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}")))?;
+        let Some(field) = field else {
+            return Err(ApiError::bad_request(
+                "The multipart body has no field named \"data\"",
+            ));
+        };
+        if field.name() == Some("data") {
+            upload(st, task_id, field).await?;
+            return Ok(StatusCode::CREATED);
+        }
+        // Other fields are skipped; the next `next_field` drains this one.
+    }
+}
+
+fn task_not_found(task_id: &str) -> ApiError {
+    // Group ids are 21 url-safe characters; do not echo an arbitrary long path back.
+    let shown: String = task_id.chars().take(64).collect();
+    ApiError::not_found(format!("Task({shown}) not found"))
+}
+
+/// Streams one upload to the replicas of its group and reports who stored it.
+///
+/// # Errors
+///
+/// 404 unknown group; 409 the group is being uploaded by another request; 400 the body is
+/// not of the declared size or checksum (nothing is stored then); 408 the client stalled;
+/// 503 no replica is reachable; the common 4xx when every replica refused alike; else 502.
+/// On any error the group stays, so the client can retry.
+pub(crate) async fn upload<S, E>(
+    st: &RouterState,
+    task_id: &str,
+    source: S,
+) -> Result<RouterPutChunkedResponse, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let lease = st.tasks.begin(task_id).map_err(|e| match e {
+        BeginError::NotFound => task_not_found(task_id),
+        BeginError::Busy => {
+            ApiError::conflict(format!("Task({task_id}) is already being uploaded"))
+        }
+    })?;
+    let task = lease.task().clone();
+    let idle = st.config.peer_idle_timeout;
+
+    let mut unavailable = Vec::new();
+    let mut targets = Vec::new();
+    for (peer_id, peer_task) in &task.upload_peers {
+        match st.peers.view(peer_id) {
+            Some(p) if p.up => targets.push((p, peer_task.clone())),
+            Some(_) => unavailable.push(format!("{peer_id} is down")),
+            None => unavailable.push(format!("{peer_id} is no longer registered")),
+        }
+    }
+    if targets.is_empty() && task.done_peers.is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "No replica of Task({task_id}) is reachable: {}",
+            unavailable.join("; ")
+        )));
+    }
+
+    let expect = Expect {
+        size: Some(task.size),
+        sha256: is_sha256_hex(&task.checksum).then(|| task.checksum.to_ascii_lowercase()),
+    };
+    let pump_done = CancellationToken::new();
+    let mut sinks = Vec::with_capacity(targets.len());
+    let mut consumers = Vec::with_capacity(targets.len());
+    for (peer, peer_task) in &targets {
+        let (sink, body) = fanout::sink(st.config.fanout_buffer_pieces);
+        let gone = sink.gone_token();
+        sinks.push(sink);
+        let client = st.client.clone();
+        let pump_done = pump_done.clone();
+        consumers.push(async move {
+            let request = client.put_chunked(peer, peer_task, reqwest::Body::wrap_stream(body));
+            tokio::pin!(request);
+            let early = tokio::select! {
+                answer = &mut request => Some(answer),
+                () = pump_done.cancelled() => None,
+            };
+            let answer = match early {
+                Some(answer) => answer,
+                // The body is complete: the replica has `idle` to commit and answer.
+                None => tokio::time::timeout(idle, request)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PeerError::Timeout {
+                            peer: peer.id.clone(),
+                            what: "upload",
+                        })
+                    }),
+            };
+            gone.cancel();
+            answer
+        });
+    }
+    let pump = async {
+        let report = fanout::pump(source, sinks, &expect, idle).await;
+        pump_done.cancel();
+        report
+    };
+    let (report, answers) = tokio::join!(pump, futures::future::join_all(consumers));
+    st.metrics.add_bytes_in(report.bytes);
+
+    match &report.result {
+        Ok(()) | Err(PumpError::NoSinks) => {}
+        Err(e @ PumpError::SourceIdle(_)) => {
+            tracing::warn!(event = "PUT.DATA.ABORTED", bucket_id = %task.bucket_id, key = %task.key, reason = %e);
+            return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, e.to_string()));
+        }
+        Err(e) => {
+            tracing::warn!(event = "PUT.DATA.ABORTED", bucket_id = %task.bucket_id, key = %task.key, reason = %e);
+            return Err(ApiError::bad_request(e.to_string()));
+        }
+    }
+
+    let mut stored: Vec<String> = task.done_peers.clone();
+    let mut failed_ids = Vec::new();
+    let mut errors = Vec::new();
+    for (((peer, _), answer), dropped) in targets.iter().zip(answers).zip(&report.dropped) {
+        match answer {
+            Ok(_) => stored.push(peer.id.clone()),
+            Err(e) => {
+                st.note_failure(&e);
+                failed_ids.push(peer.id.clone());
+                let e = match dropped {
+                    Some(DropReason::Stalled) => PeerError::Timeout {
+                        peer: peer.id.clone(),
+                        what: "upload",
+                    },
+                    _ => e,
+                };
+                tracing::warn!(event = "PUT.DATA.REPLICA.FAILED", bucket_id = %task.bucket_id, key = %task.key, peer = %peer.id, error = %e);
+                errors.push(e);
+            }
+        }
+    }
+    if stored.is_empty() {
+        return Err(all_refused(
+            &format!("No replica stored Task({task_id})"),
+            &errors,
+            &unavailable,
+        ));
+    }
+
+    // Replicas that failed keep only a pending record, which reads must not try.
+    st.replicas.add(&task.bucket_id, &task.key, &stored);
+    st.replicas
+        .remove_peer(&task.bucket_id, &task.key, &failed_ids);
+    st.peers.release(&task.reserved_peers, task.size);
+    lease.complete();
+    let response_time = started.elapsed().as_secs_f64();
+    tracing::info!(
+        event = "PUT.DATA",
+        bucket_id = %task.bucket_id,
+        key = %task.key,
+        size = task.size,
+        peers = ?stored,
+        failed = ?failed_ids,
+        response_time
+    );
+    Ok(RouterPutChunkedResponse {
+        combined_key: format!("{}@{}", task.bucket_id, task.key),
+        peer_ids: stored,
+        bucket_id: task.bucket_id.clone(),
+        key: task.key.clone(),
+        size: task.size,
+    })
+}
+
+/// R11 `POST /api/v4/u/buckets/{bucket_id}/{key}`: new metadata for the same bytes, sent
+/// with `Update: 1` to every healthy replica.
+///
+/// A body whose size or checksum differs from the stored object is refused with 409: this
+/// endpoint cannot carry bytes, and the peers would otherwise wait for an upload that never
+/// comes. Put the object again with `Update: 1` instead.
+pub(crate) async fn update_metadata(
+    State(st): State<RouterState>,
+    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<PutMetadataRequest>,
+) -> Result<StatusCode, ApiError> {
+    let started = Instant::now();
+    let (bucket, key) = bucket_and_key(&bucket, &key)?;
+    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
+    if bucket != body_bucket {
+        return Err(ApiError::bad_request(format!(
+            "Bucket ID mismatch: {bucket} != {body_bucket}"
+        )));
+    }
+    let body_key = validate(IdKind::Key, &req.key)?;
+    if key != body_key {
+        return Err(ApiError::bad_request(format!(
+            "Key mismatch: {key} != {body_key}"
+        )));
+    }
+    let ball_id = if req.ball_id.is_empty() {
+        key.clone()
+    } else {
+        validate(IdKind::Ball, &req.ball_id)?
+    };
+    st.require_healthy()?;
+    let (_, current) = super::super::read::read_metadata(
+        &st,
+        &bucket,
+        &key,
+        ApiError::not_found(format!("{bucket}@{key} not found")),
+    )
+    .await?;
+    if current.metadata.size != req.size || current.metadata.checksum != req.checksum {
+        return Err(ApiError::conflict(format!(
+            "{bucket}@{key}: the update changes the size or checksum; put the object again with Update: 1"
+        )));
+    }
+    let replicas: Vec<PeerView> = locate(&st, &bucket, &key)
+        .await
+        .iter()
+        .filter_map(|id| st.peers.view(id))
+        .filter(|p| p.up)
+        .collect();
+    let peer_req = PeerPutMetadataRequest {
+        key: key.clone(),
+        size: req.size,
+        checksum: req.checksum,
+        tags: req.tags,
+        producer_id: req.producer_id,
+        content_type: req.content_type,
+        ball_id,
+        bucket_id: bucket.clone(),
+        is_disable: req.is_disabled,
+    };
+    let group_id = new_group_id();
+    let answers = futures::future::join_all(replicas.iter().map(|p| {
+        st.client
+            .put_metadata(p, &bucket, &peer_req, &group_id, true)
+    }))
+    .await;
+    let mut updated = Vec::new();
+    let mut errors = Vec::new();
+    for (peer, answer) in replicas.iter().zip(answers) {
+        match answer {
+            Ok(resp) => {
+                if resp.task_id != NOTHING_TO_UPLOAD {
+                    tracing::warn!(event = "UPDATE.METADATA.UNEXPECTED.TASK", bucket_id = %bucket, key = %key, peer = %peer.id, task_id = %resp.task_id);
+                }
+                updated.push(peer.id.clone());
+            }
+            Err(e) => {
+                st.note_failure(&e);
+                errors.push(e);
+            }
+        }
+    }
+    if updated.is_empty() {
+        return Err(all_refused(
+            &format!("No replica of {bucket}@{key} was updated"),
+            &errors,
+            &[],
+        ));
+    }
+    tracing::info!(event = "UPDATE.METADATA", bucket_id = %bucket, key = %key, peers = ?updated, response_time = started.elapsed().as_secs_f64());
+    Ok(StatusCode::NO_CONTENT)
+}

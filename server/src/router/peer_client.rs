@@ -1,0 +1,550 @@
+//! Typed calls to the peer API (server reference §4) over one pooled HTTP client.
+//!
+//! Every failure becomes a [`PeerError`] that names the peer and the call, and says whether
+//! the peer could not be reached (the router then marks it down and fails over) or answered
+//! with an error status (whose `detail` is kept so the router can pass a 4xx through).
+//! Identifiers reach this module already validated and sanitised (`[A-Za-z0-9_-]`), so they
+//! go into URLs as they are.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use futures::StreamExt;
+use mictlanx::model::{
+    BallBasicData, ErrorBody, GetMetadataResponse, GroupedBallResponse, PeerBucketMetadata,
+    PeerPutChunkedResponse, PeerPutMetadataRequest, PeerPutMetadataResponse, PeerStats, SizeByKey,
+    UfsResponse,
+};
+use reqwest::header::HeaderValue;
+use reqwest::{RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+use super::headers::{flag_value, FORCE, N_DELETES, TASK_ID, UPDATE, X_STATE};
+use super::peers::PeerView;
+
+/// Error bodies are read up to this many bytes: enough for any `detail`, and a peer that
+/// answers an error with a huge body cannot make the router buffer it.
+const MAX_ERROR_BODY: usize = 8 * 1024;
+
+/// How long an error body may take to arrive; after that the status alone is reported.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed call to a peer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PeerError {
+    /// The peer could not be reached (connection refused, reset before an answer, DNS).
+    #[error("{peer} is unreachable ({what}): {source}")]
+    Unreachable {
+        /// Peer id.
+        peer: String,
+        /// The call.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The peer did not answer, or stopped sending, in time.
+    #[error("{peer} did not answer {what} in time")]
+    Timeout {
+        /// Peer id.
+        peer: String,
+        /// The call.
+        what: &'static str,
+    },
+    /// The peer answered with an error status.
+    #[error("{peer} answered {what} with {status}: {detail}")]
+    Status {
+        /// Peer id.
+        peer: String,
+        /// The call.
+        what: &'static str,
+        /// The peer's status.
+        status: StatusCode,
+        /// The peer's `detail` (or the start of its body).
+        detail: String,
+    },
+    /// The exchange broke after it started.
+    #[error("{peer} failed during {what}: {source}")]
+    Transport {
+        /// Peer id.
+        peer: String,
+        /// The call.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The peer's answer could not be read as the expected JSON.
+    #[error("{peer} sent an unreadable answer to {what}: {reason}")]
+    Decode {
+        /// Peer id.
+        peer: String,
+        /// The call.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PeerError {
+    /// The peer's status, when it answered.
+    pub(crate) fn status(&self) -> Option<StatusCode> {
+        match self {
+            PeerError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The peer could not be connected to: it is marked down until a probe says otherwise.
+    /// (A timeout is not enough: a busy peer is slow, not gone.)
+    pub(crate) fn is_connect_failure(&self) -> bool {
+        matches!(self, PeerError::Unreachable { .. })
+    }
+
+    /// The peer gave no answer at all (unreachable or timed out), as opposed to a wrong one.
+    pub(crate) fn is_no_answer(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Unreachable { .. } | PeerError::Timeout { .. }
+        )
+    }
+
+    /// The peer's id.
+    pub(crate) fn peer(&self) -> &str {
+        match self {
+            PeerError::Unreachable { peer, .. }
+            | PeerError::Timeout { peer, .. }
+            | PeerError::Status { peer, .. }
+            | PeerError::Transport { peer, .. }
+            | PeerError::Decode { peer, .. } => peer,
+        }
+    }
+
+    /// The peer's `detail` for an error status, else the error's text.
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            PeerError::Status { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn from_reqwest(peer: &str, what: &'static str, e: reqwest::Error) -> Self {
+        let peer = peer.to_string();
+        if e.is_timeout() {
+            PeerError::Timeout { peer, what }
+        } else if e.is_connect() {
+            PeerError::Unreachable {
+                peer,
+                what,
+                source: e,
+            }
+        } else {
+            PeerError::Transport {
+                peer,
+                what,
+                source: e,
+            }
+        }
+    }
+}
+
+/// The router's client of the peer API. Cheap to clone (one shared connection pool).
+#[derive(Debug, Clone)]
+pub(crate) struct PeerClient {
+    http: reqwest::Client,
+    call_timeout: Duration,
+    probe_timeout: Duration,
+}
+
+impl PeerClient {
+    /// A client with the given connect timeout; small calls time out after `call_timeout`,
+    /// probes after `probe_timeout`. Streams have no overall timeout (a 10 GiB object takes
+    /// what it takes); their callers bound the idle time between pieces instead.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        call_timeout: Duration,
+        probe_timeout: Duration,
+    ) -> reqwest::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Peers are addressed directly; a proxy from the environment would be wrong.
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            http,
+            call_timeout,
+            probe_timeout,
+        })
+    }
+
+    fn url(peer: &PeerView, path: &str) -> String {
+        format!("{}{path}", peer.base_url)
+    }
+
+    async fn send(
+        peer: &PeerView,
+        what: &'static str,
+        req: RequestBuilder,
+    ) -> Result<Response, PeerError> {
+        req.send()
+            .await
+            .map_err(|e| PeerError::from_reqwest(&peer.id, what, e))
+    }
+
+    /// Turns a non-2xx answer into [`PeerError::Status`], reading a bounded error body.
+    pub(crate) async fn check(
+        peer: &PeerView,
+        what: &'static str,
+        resp: Response,
+    ) -> Result<Response, PeerError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        let read = async {
+            while let Some(Ok(piece)) = stream.next().await {
+                body.extend_from_slice(&piece);
+                if body.len() >= MAX_ERROR_BODY {
+                    body.truncate(MAX_ERROR_BODY);
+                    break;
+                }
+            }
+        };
+        // A peer that sends an error status and then stalls must not hold the caller.
+        let _ = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await;
+        let detail = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => e.text(),
+            Err(_) => String::from_utf8_lossy(&body).trim().to_string(),
+        };
+        Err(PeerError::Status {
+            peer: peer.id.clone(),
+            what,
+            status,
+            detail,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        peer: &PeerView,
+        what: &'static str,
+        resp: Response,
+    ) -> Result<T, PeerError> {
+        let resp = Self::check(peer, what, resp).await?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| PeerError::from_reqwest(&peer.id, what, e))?;
+        serde_json::from_slice(&body).map_err(|e| PeerError::Decode {
+            peer: peer.id.clone(),
+            what,
+            reason: e.to_string(),
+        })
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        peer: &PeerView,
+        what: &'static str,
+        path: &str,
+    ) -> Result<T, PeerError> {
+        let req = self
+            .http
+            .get(Self::url(peer, path))
+            .timeout(self.call_timeout);
+        let resp = Self::send(peer, what, req).await?;
+        Self::json(peer, what, resp).await
+    }
+
+    /// PS2: the probe.
+    pub(crate) async fn ufs(&self, peer: &PeerView) -> Result<UfsResponse, PeerError> {
+        let req = self
+            .http
+            .get(Self::url(peer, "/api/v4/stats/ufs"))
+            .timeout(self.probe_timeout);
+        let resp = Self::send(peer, "probe", req).await?;
+        Self::json(peer, "probe", resp).await
+    }
+
+    /// PM1: announces an object; the peer creates its pending upload under `task_id`.
+    pub(crate) async fn put_metadata(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        body: &PeerPutMetadataRequest,
+        task_id: &str,
+        update: bool,
+    ) -> Result<PeerPutMetadataResponse, PeerError> {
+        let json = serde_json::to_vec(body).map_err(|e| PeerError::Decode {
+            peer: peer.id.clone(),
+            what: "put-metadata",
+            reason: format!("cannot encode the request: {e}"),
+        })?;
+        let req = self
+            .http
+            .post(Self::url(
+                peer,
+                &format!("/api/v4/buckets/{bucket}/metadata"),
+            ))
+            .timeout(self.call_timeout)
+            .header(TASK_ID, task_id)
+            .header(UPDATE, flag_value(update))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json);
+        let resp = Self::send(peer, "put-metadata", req).await?;
+        Self::json(peer, "put-metadata", resp).await
+    }
+
+    /// PD2: streams the bytes of a pending upload.
+    pub(crate) async fn put_chunked(
+        &self,
+        peer: &PeerView,
+        task_id: &str,
+        body: reqwest::Body,
+    ) -> Result<PeerPutChunkedResponse, PeerError> {
+        let req = self
+            .http
+            .post(Self::url(
+                peer,
+                &format!("/api/v4/buckets/data/{task_id}/chunked"),
+            ))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let resp = Self::send(peer, "upload", req).await?;
+        Self::json(peer, "upload", resp).await
+    }
+
+    /// PD3: starts a data read; the caller streams the body. Non-2xx answers are errors.
+    pub(crate) async fn get_data(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+        range: Option<&HeaderValue>,
+        idle: Duration,
+    ) -> Result<Response, PeerError> {
+        let mut req = self
+            .http
+            .get(Self::url(peer, &format!("/api/v4/buckets/{bucket}/{key}")));
+        if let Some(r) = range {
+            req = req.header(reqwest::header::RANGE, r.clone());
+        }
+        let resp = tokio::time::timeout(idle, Self::send(peer, "get", req))
+            .await
+            .map_err(|_| PeerError::Timeout {
+                peer: peer.id.clone(),
+                what: "get",
+            })??;
+        Self::check(peer, "get", resp).await
+    }
+
+    /// PM2: the metadata of a key; `None` when the peer does not have it. The flag says
+    /// whether the peer reported it as pending (its bytes have not arrived).
+    pub(crate) async fn get_metadata(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(GetMetadataResponse, bool)>, PeerError> {
+        let what = "metadata";
+        let req = self
+            .http
+            .get(Self::url(
+                peer,
+                &format!("/api/v4/buckets/{bucket}/metadata/{key}"),
+            ))
+            .timeout(self.call_timeout);
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let pending = resp
+            .headers()
+            .get(X_STATE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"pending"));
+        Ok(Some((Self::json(peer, what, resp).await?, pending)))
+    }
+
+    /// PM3: every key of a bucket on this peer.
+    pub(crate) async fn bucket_metadata(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+    ) -> Result<PeerBucketMetadata, PeerError> {
+        self.get_json(
+            peer,
+            "bucket-listing",
+            &format!("/api/v4/buckets/{bucket}/metadata"),
+        )
+        .await
+    }
+
+    /// PM4: every key of a ball on this peer; `None` when it has none.
+    pub(crate) async fn ball_group(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        ball: &str,
+    ) -> Result<Option<GroupedBallResponse>, PeerError> {
+        let what = "ball-listing";
+        let req = self
+            .http
+            .get(Self::url(
+                peer,
+                &format!("/api/v4/buckets/{bucket}/metadata/{ball}/group"),
+            ))
+            .timeout(self.call_timeout);
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Self::json(peer, what, resp).await.map(Some)
+    }
+
+    /// PM6: the size of a key on this peer (0 when absent).
+    pub(crate) async fn size(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<SizeByKey, PeerError> {
+        self.get_json(
+            peer,
+            "size",
+            &format!("/api/v4/buckets/{bucket}/{key}/size"),
+        )
+        .await
+    }
+
+    fn n_deletes(resp: &Response) -> i64 {
+        resp.headers()
+            .get(N_DELETES)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1)
+    }
+
+    /// PD4: deletes a key; `None` when the peer did not have it, else its `n-deletes`
+    /// (`-1` when the header is missing).
+    pub(crate) async fn delete(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+        force: bool,
+    ) -> Result<Option<i64>, PeerError> {
+        let what = "delete";
+        let req = self
+            .http
+            .delete(Self::url(peer, &format!("/api/v4/buckets/{bucket}/{key}")))
+            .timeout(self.call_timeout)
+            .header(FORCE, flag_value(force));
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = Self::check(peer, what, resp).await?;
+        Ok(Some(Self::n_deletes(&resp)))
+    }
+
+    /// PD5: deletes every key of a ball; its `n-deletes` (0 when it had none).
+    pub(crate) async fn delete_ball(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        ball: &str,
+        force: bool,
+    ) -> Result<i64, PeerError> {
+        let what = "delete-ball";
+        let req = self
+            .http
+            .delete(Self::url(
+                peer,
+                &format!("/api/v4/buckets/{bucket}/bid/{ball}"),
+            ))
+            .timeout(self.call_timeout)
+            .header(FORCE, flag_value(force));
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(0);
+        }
+        let resp = Self::check(peer, what, resp).await?;
+        Ok(Self::n_deletes(&resp).max(0))
+    }
+
+    /// PM7: disables a key; `false` when the peer did not have it.
+    pub(crate) async fn disable(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<bool, PeerError> {
+        let what = "disable";
+        let req = self
+            .http
+            .post(Self::url(
+                peer,
+                &format!("/api/v4/buckets/{bucket}/{key}/disable"),
+            ))
+            .timeout(self.call_timeout);
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        Self::check(peer, what, resp).await.map(|_| true)
+    }
+
+    /// PS1: the peer's stats.
+    pub(crate) async fn stats(
+        &self,
+        peer: &PeerView,
+        start: i64,
+        end: i64,
+    ) -> Result<PeerStats, PeerError> {
+        let path = if end > 0 {
+            format!("/api/v4/stats?start={start}&end={end}")
+        } else {
+            format!("/api/v4/stats?start={start}")
+        };
+        self.get_json(peer, "stats", &path).await
+    }
+
+    /// PS4: a page `[start, end)` of the committed keys.
+    pub(crate) async fn xballs(
+        &self,
+        peer: &PeerView,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<BallBasicData>, PeerError> {
+        self.get_json(
+            peer,
+            "xballs",
+            &format!("/api/v4/xballs?start={start}&end={end}"),
+        )
+        .await
+    }
+}
+
+/// Reads the next piece of a peer's body, giving up after `idle`.
+pub(crate) async fn next_piece<S>(
+    peer: &str,
+    stream: &mut S,
+    idle: Duration,
+) -> Result<Option<Bytes>, PeerError>
+where
+    S: futures::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    match tokio::time::timeout(idle, stream.next()).await {
+        Err(_) => Err(PeerError::Timeout {
+            peer: peer.to_string(),
+            what: "get",
+        }),
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(b))) => Ok(Some(b)),
+        Ok(Some(Err(e))) => Err(PeerError::from_reqwest(peer, "get", e)),
+    }
+}

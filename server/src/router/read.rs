@@ -1,0 +1,417 @@
+//! Reading one key from its replicas: fail over, verify, never return corrupt bytes.
+//!
+//! Replicas are tried healthy and least loaded first (see `lookup`). The next one is tried
+//! when a peer is down, answers an error, stalls longer than the idle timeout, or sends bytes
+//! whose length or SHA-256 is not what it should be. The expected SHA-256 is the one the peer
+//! computed when it stored the object (`X-Mictlanx-Sha256`), else the declared checksum of
+//! the metadata when that is a SHA-256; objects declared with a label instead (`"abc"`) are
+//! length-checked only.
+//!
+//! Objects up to `verify_buffer_limit` are read whole and verified before the router answers,
+//! so a corrupt replica is skipped and never seen by the client. Larger objects stream
+//! through with incremental hashing: the failover can only happen before the first byte, and
+//! a mismatch found at the end cuts the response with an error (the client sees a broken
+//! transfer, never a clean end). A `Range` read is passed through from the first replica that
+//! answers it, checked for stalls only (a part cannot be checked against a whole-object hash).
+
+use std::io;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use mictlanx::checksum::{is_sha256_hex, Sha256Stream};
+use mictlanx::model::Metadata;
+use reqwest::header;
+
+use crate::error::ApiError;
+
+use super::headers::X_SHA256;
+use super::lookup::{Failures, ReplicaCursor};
+use super::peer_client::{next_piece, PeerError};
+use super::peers::{InFlight, PeerView};
+use super::state::RouterState;
+
+/// The body of a successful read.
+pub(crate) enum ReadBody {
+    /// Read whole and verified.
+    Full(Bytes),
+    /// Streaming; verified as it goes and cut on a mismatch.
+    Stream(BoxStream<'static, Result<Bytes, io::Error>>),
+}
+
+impl ReadBody {
+    /// The body as a stream.
+    pub(crate) fn into_stream(self) -> BoxStream<'static, Result<Bytes, io::Error>> {
+        match self {
+            ReadBody::Full(b) => futures::stream::once(async move { Ok(b) }).boxed(),
+            ReadBody::Stream(s) => s,
+        }
+    }
+}
+
+/// A replica's answer, ready to be relayed.
+pub(crate) struct ObjectRead {
+    /// The replica that serves it.
+    pub peer: String,
+    /// 200, or 206 for a range.
+    pub status: StatusCode,
+    /// Bytes in this answer (`Content-Length`); always known for whole reads.
+    pub length: Option<u64>,
+    /// The replica's `Content-Type`.
+    pub content_type: Option<HeaderValue>,
+    /// The replica's `Content-Range` (range reads).
+    pub content_range: Option<HeaderValue>,
+    /// The replica's `ETag`.
+    pub etag: Option<HeaderValue>,
+    /// The SHA-256 the bytes were verified against, if any (whole reads).
+    pub sha256: Option<String>,
+    /// The bytes.
+    pub body: ReadBody,
+}
+
+/// Why one replica could not serve the read.
+enum Attempt {
+    /// It does not have the key.
+    NotFound,
+    /// The caller's request is wrong whatever the replica (416).
+    Refused(ApiError),
+    /// It failed; try the next one.
+    Failed(PeerError),
+}
+
+impl From<PeerError> for Attempt {
+    fn from(e: PeerError) -> Self {
+        match e.status() {
+            Some(StatusCode::NOT_FOUND) => Attempt::NotFound,
+            Some(StatusCode::RANGE_NOT_SATISFIABLE) => {
+                Attempt::Refused(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.detail()))
+            }
+            _ => Attempt::Failed(e),
+        }
+    }
+}
+
+/// Reads `bucket/key` from the first replica that serves it correctly.
+///
+/// `metadata` (when the caller already has it) supplies the declared checksum and saves a
+/// metadata call for a replica that sends neither `Content-Length` nor `X-Mictlanx-Sha256`.
+///
+/// # Errors
+///
+/// 404 `"b@k not found"` when no replica has the key; 503 when its replicas are down or
+/// unreachable; 502 when every replica answered wrongly (with each one's reason); 416 passed
+/// through for an unsatisfiable range.
+pub(crate) async fn read_object(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    range: Option<&HeaderValue>,
+    metadata: Option<&Metadata>,
+) -> Result<ObjectRead, ApiError> {
+    let mut cursor = ReplicaCursor::new(st, bucket, key).await;
+    let mut failures = Failures::default();
+    while let Some(peer) = cursor.next().await {
+        match attempt(st, &peer, bucket, key, range, metadata).await {
+            Ok(read) => return Ok(read),
+            Err(Attempt::NotFound) => cursor.not_found(&peer),
+            Err(Attempt::Refused(e)) => return Err(e),
+            Err(Attempt::Failed(e)) => failures.push(st, bucket, key, e),
+        }
+    }
+    Err(failures.into_error(
+        cursor.down(),
+        ApiError::not_found(format!("{bucket}@{key} not found")),
+    ))
+}
+
+fn header_value(resp: &reqwest::Response, name: header::HeaderName) -> Option<HeaderValue> {
+    resp.headers().get(name).cloned()
+}
+
+async fn attempt(
+    st: &RouterState,
+    peer: &PeerView,
+    bucket: &str,
+    key: &str,
+    range: Option<&HeaderValue>,
+    metadata: Option<&Metadata>,
+) -> Result<ObjectRead, Attempt> {
+    let idle = st.config.peer_idle_timeout;
+    let guard = st.peers.begin_read(&peer.id);
+    let resp = st.client.get_data(peer, bucket, key, range, idle).await?;
+    let status = resp.status();
+    let content_type = header_value(&resp, header::CONTENT_TYPE);
+    let etag = header_value(&resp, header::ETAG);
+    let content_range = header_value(&resp, header::CONTENT_RANGE);
+    let peer_sha = resp
+        .headers()
+        .get(X_SHA256)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sha256_hex(v))
+        .map(str::to_ascii_lowercase);
+    let content_length = resp.content_length();
+
+    if range.is_some() {
+        let length = content_length;
+        let body = relay(peer.id.clone(), resp, idle, guard);
+        return Ok(ObjectRead {
+            peer: peer.id.clone(),
+            status,
+            length,
+            content_type,
+            content_range,
+            etag,
+            sha256: None,
+            body: ReadBody::Stream(body),
+        });
+    }
+
+    // What the bytes must be. The peer's own headers are the truth about what it stored;
+    // the metadata fills in what they lack.
+    let fetched;
+    let metadata = match metadata {
+        Some(m) => Some(m),
+        None if content_length.is_none() || peer_sha.is_none() => {
+            fetched = st
+                .client
+                .get_metadata(peer, bucket, key)
+                .await?
+                .map(|(m, _)| m.metadata);
+            fetched.as_ref()
+        }
+        None => None,
+    };
+    let Some(size) = content_length.or(metadata.map(|m| m.size)) else {
+        return Err(Attempt::Failed(PeerError::Decode {
+            peer: peer.id.clone(),
+            what: "get",
+            reason: "no Content-Length and no metadata".to_string(),
+        }));
+    };
+    let sha256 = peer_sha.or_else(|| {
+        metadata
+            .map(|m| m.checksum.as_str())
+            .filter(|c| is_sha256_hex(c))
+            .map(str::to_ascii_lowercase)
+    });
+    let check = Check {
+        peer: peer.id.clone(),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        size,
+        sha256: sha256.clone(),
+    };
+
+    let mut stream = resp.bytes_stream().boxed();
+    let body = if size <= st.config.verify_buffer_limit {
+        ReadBody::Full(read_verified(&check, &mut stream, idle).await?)
+    } else {
+        // Fail over on a replica that cannot even start sending.
+        let first = next_piece(&peer.id, &mut stream, idle).await?;
+        ReadBody::Stream(verifying(check, first, stream, idle, guard))
+    };
+    Ok(ObjectRead {
+        peer: peer.id.clone(),
+        status: StatusCode::OK,
+        length: Some(size),
+        content_type,
+        content_range: None,
+        etag,
+        sha256,
+        body,
+    })
+}
+
+/// What a replica's bytes must be.
+#[derive(Debug, Clone)]
+struct Check {
+    peer: String,
+    bucket: String,
+    key: String,
+    size: u64,
+    sha256: Option<String>,
+}
+
+impl Check {
+    fn corrupt(&self, reason: String) -> PeerError {
+        tracing::error!(
+            event = "CORRUPT.REPLICA",
+            peer = %self.peer,
+            bucket_id = %self.bucket,
+            key = %self.key,
+            reason = %reason
+        );
+        PeerError::Decode {
+            peer: self.peer.clone(),
+            what: "get",
+            reason,
+        }
+    }
+
+    fn finish(&self, got: u64, hasher: Option<Sha256Stream>) -> Result<(), PeerError> {
+        if got != self.size {
+            return Err(self.corrupt(format!("sent {got} bytes, expected {}", self.size)));
+        }
+        if let (Some(expected), Some(h)) = (&self.sha256, hasher) {
+            let actual = h.finalize_hex();
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(self.corrupt(format!("SHA-256 {actual} != expected {expected}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn read_verified<S>(check: &Check, stream: &mut S, idle: Duration) -> Result<Bytes, PeerError>
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    // The size is bounded by `verify_buffer_limit`; reserve no more than 1 MiB up front.
+    let mut buf = BytesMut::with_capacity(usize::try_from(check.size.min(1 << 20)).unwrap_or(0));
+    while let Some(piece) = next_piece(&check.peer, stream, idle).await? {
+        if buf.len() as u64 + piece.len() as u64 > check.size {
+            return Err(check.corrupt(format!("sent more than {} bytes", check.size)));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    let hasher = check.sha256.as_ref().map(|_| {
+        let mut h = Sha256Stream::new();
+        h.update(&buf);
+        h
+    });
+    check.finish(buf.len() as u64, hasher)?;
+    Ok(buf.freeze())
+}
+
+fn io_error(e: PeerError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// A streaming body verified on the fly: any failure, including a mismatch at the end, is an
+/// error item, so the response is cut instead of ending cleanly.
+///
+/// The last piece is held back until the whole body is verified: with `Content-Length` set,
+/// a client that has received every byte sees a complete answer whatever comes after, so the
+/// final bytes must only go out once they are known to be right.
+fn verifying(
+    check: Check,
+    first: Option<Bytes>,
+    stream: BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Duration,
+    guard: Option<InFlight>,
+) -> BoxStream<'static, Result<Bytes, io::Error>> {
+    struct State {
+        check: Check,
+        first: Option<Bytes>,
+        stream: BoxStream<'static, reqwest::Result<Bytes>>,
+        hasher: Option<Sha256Stream>,
+        held: Option<Bytes>,
+        got: u64,
+        idle: Duration,
+        done: bool,
+        _guard: Option<InFlight>,
+    }
+    let state = State {
+        hasher: check.sha256.as_ref().map(|_| Sha256Stream::new()),
+        check,
+        first,
+        stream,
+        held: None,
+        got: 0,
+        idle,
+        done: false,
+        _guard: guard,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            let next = match s.first.take() {
+                Some(b) => Ok(Some(b)),
+                None => next_piece(&s.check.peer, &mut s.stream, s.idle).await,
+            };
+            match next {
+                Ok(Some(piece)) => {
+                    if piece.is_empty() {
+                        continue;
+                    }
+                    s.got += piece.len() as u64;
+                    if s.got > s.check.size {
+                        s.done = true;
+                        let e = s.check.corrupt(format!("sent more than {} bytes", s.check.size));
+                        return Some((Err(io_error(e)), s));
+                    }
+                    if let Some(h) = s.hasher.as_mut() {
+                        h.update(&piece);
+                    }
+                    if let Some(previous) = s.held.replace(piece) {
+                        return Some((Ok(previous), s));
+                    }
+                }
+                Ok(None) => {
+                    s.done = true;
+                    return match s.check.finish(s.got, s.hasher.take()) {
+                        Ok(()) => s.held.take().map(|last| (Ok(last), s)),
+                        Err(e) => Some((Err(io_error(e)), s)),
+                    };
+                }
+                Err(e) => {
+                    s.done = true;
+                    tracing::warn!(event = "GET.CUT", peer = %s.check.peer, bucket_id = %s.check.bucket, key = %s.check.key, reason = %e);
+                    return Some((Err(io_error(e)), s));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// A range body relayed as is, cut when the replica stalls or fails.
+fn relay(
+    peer: String,
+    resp: reqwest::Response,
+    idle: Duration,
+    guard: Option<InFlight>,
+) -> BoxStream<'static, Result<Bytes, io::Error>> {
+    let stream = resp.bytes_stream().boxed();
+    futures::stream::unfold((stream, false, guard), move |(mut stream, done, guard)| {
+        let peer = peer.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match next_piece(&peer, &mut stream, idle).await {
+                Ok(Some(b)) => Some((Ok(b), (stream, false, guard))),
+                Ok(None) => None,
+                Err(e) => Some((Err(io_error(e)), (stream, true, guard))),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Tries to read the metadata of a key from its replicas (first that answers).
+///
+/// # Errors
+///
+/// As [`read_object`], with `not_found` when no replica has it.
+pub(crate) async fn read_metadata(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    not_found: ApiError,
+) -> Result<(PeerView, mictlanx::model::GetMetadataResponse), ApiError> {
+    let mut cursor = ReplicaCursor::new(st, bucket, key).await;
+    let mut failures = Failures::default();
+    while let Some(peer) = cursor.next().await {
+        match st.client.get_metadata(&peer, bucket, key).await {
+            Ok(Some((m, _pending))) => return Ok((peer, m)),
+            Ok(None) => cursor.not_found(&peer),
+            Err(e) => failures.push(st, bucket, key, e),
+        }
+    }
+    Err(failures.into_error(cursor.down(), not_found))
+}

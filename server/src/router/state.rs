@@ -1,0 +1,119 @@
+//! The router's shared state: cheap handles to its parts, one per job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::config::RouterConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+use super::peer_client::{PeerClient, PeerError};
+use super::peers::{PeerRegistry, PeerView};
+use super::replicas::ReplicaMap;
+use super::tasks::TaskStore;
+use super::StartError;
+
+/// Everything a router handler or background loop needs. Cloning is cheap (a few `Arc`s).
+///
+/// Build it with [`RouterState::new`] and serve it with [`crate::router::app`]; or let
+/// [`crate::router::start`] do both and run the background loops.
+#[derive(Clone)]
+pub struct RouterState {
+    pub(crate) config: Arc<RouterConfig>,
+    pub(crate) peers: PeerRegistry,
+    pub(crate) replicas: ReplicaMap,
+    pub(crate) tasks: TaskStore,
+    pub(crate) client: PeerClient,
+    pub(crate) metrics: Metrics,
+    /// Wakes the probe loop early (a peer was just added).
+    pub(crate) probe_now: Arc<Notify>,
+}
+
+impl std::fmt::Debug for RouterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (up, total) = self.peers.counts();
+        f.debug_struct("RouterState")
+            .field("id", &self.config.id)
+            .field("peers_up", &up)
+            .field("peers_total", &total)
+            .finish()
+    }
+}
+
+impl RouterState {
+    /// The state of a router with `config`: its peers registered (all down until probed),
+    /// an empty replica map and no pending uploads.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Client`] if the HTTP client for the peers cannot be built (no TLS
+    /// backend).
+    pub fn new(config: RouterConfig) -> Result<Self, StartError> {
+        // Small calls (metadata, deletes, listings) get the idle timeout as their whole
+        // budget: a peer that cannot answer one in that time is as good as stalled.
+        let call_timeout = config.peer_idle_timeout.max(Duration::from_millis(100));
+        let client = PeerClient::new(
+            config.peer_connect_timeout,
+            call_timeout,
+            config.probe_timeout,
+        )
+        .map_err(StartError::Client)?;
+        let peers = PeerRegistry::default();
+        for address in &config.peers {
+            peers.add(address.clone());
+        }
+        Ok(Self {
+            tasks: TaskStore::new(config.task_ttl),
+            config: Arc::new(config),
+            peers,
+            replicas: ReplicaMap::default(),
+            client,
+            metrics: Metrics::new("mictlanx_router"),
+            probe_now: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The router's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Marks the peer of a failed call down when it could not be connected to.
+    pub(crate) fn note_failure(&self, e: &PeerError) {
+        if e.is_connect_failure() {
+            self.peers.mark_down(e.peer(), &e.to_string());
+        }
+    }
+
+    /// The healthy peers; 503 when there are none.
+    pub(crate) fn require_healthy(&self) -> Result<Vec<PeerView>, ApiError> {
+        let healthy = self.peers.healthy();
+        if healthy.is_empty() {
+            let (_, total) = self.peers.counts();
+            return Err(ApiError::unavailable(format!(
+                "No available peers: 0 of {total} peers are up"
+            )));
+        }
+        Ok(healthy)
+    }
+
+    /// Publishes the gauges; called before each `/metrics` scrape and each probe round.
+    pub(crate) fn update_gauges(&self) {
+        let (up, total) = self.peers.counts();
+        let m = &self.metrics;
+        m.set_gauge("peers_up", "Peers that answered the last probe.", up as f64);
+        m.set_gauge("peers_total", "Peers the router knows.", total as f64);
+        m.set_gauge(
+            "replicas_known",
+            "Keys with at least one known replica.",
+            self.replicas.len() as f64,
+        );
+        m.set_gauge(
+            "tasks_pending",
+            "Upload groups waiting for their bytes.",
+            self.tasks.len() as f64,
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Deleting keys and balls (PD4, PD5) and quarantining corrupt objects.
+//!
+//! Metadata goes first, in one transaction; the files follow. A crash in between leaves
+//! unreferenced files, which start-up recovery removes; never a record without its file.
+
+use redb::ReadableTable;
+
+use super::meta::{
+    bucket_range, decode, get_object, get_pending_of_key, object_key, ObjectRecord, PendingRecord,
+    OBJECTS, PENDING, PENDING_BY_KEY,
+};
+use super::{Store, StoreError};
+
+impl Store {
+    /// Deletes `bucket_id@key`: the committed object and any pending upload of it.
+    /// Returns 1 when something was deleted, 0 when the key was unknown.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn delete_key(&self, bucket_id: &str, key: &str) -> Result<u64, StoreError> {
+        let db_key = object_key(bucket_id, key);
+        self.blocking(move |s| {
+            let removed = s.write(|txn, delta| {
+                let mut objects = txn.open_table(OBJECTS)?;
+                let mut pending = txn.open_table(PENDING)?;
+                let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+                let obj = get_object(&objects, &db_key)?;
+                if let Some(obj) = &obj {
+                    objects.remove(db_key.as_str())?;
+                    delta.remove_object(obj.stored_size);
+                }
+                let pend = get_pending_of_key(&by_key, &pending, &db_key)?;
+                if let Some((task_id, rec)) = &pend {
+                    pending.remove(task_id.as_str())?;
+                    delta.remove_pending(rec.metadata.size);
+                }
+                // Drop the index entry even if it dangled.
+                by_key.remove(db_key.as_str())?;
+                Ok((obj, pend.is_some()))
+            })?;
+            let (obj, had_pending) = removed;
+            if let Some(obj) = &obj {
+                s.remove_file_logged(&obj.file);
+            }
+            Ok(u64::from(obj.is_some() || had_pending))
+        })
+        .await
+    }
+
+    /// Deletes every key (committed or pending) of `ball_id` in a bucket; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn delete_ball(&self, bucket_id: &str, ball_id: &str) -> Result<u64, StoreError> {
+        let range = bucket_range(bucket_id);
+        let bucket = bucket_id.to_string();
+        let ball = ball_id.to_string();
+        self.blocking(move |s| {
+            let files = s.write(|txn, delta| {
+                let mut objects = txn.open_table(OBJECTS)?;
+                let mut pending = txn.open_table(PENDING)?;
+                let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+                let mut doomed: Vec<(String, ObjectRecord)> = Vec::new();
+                for entry in objects.range(range.start.as_str()..range.end.as_str())? {
+                    let (k, v) = entry?;
+                    let rec: ObjectRecord = decode(k.value(), v.value())?;
+                    if rec.metadata.ball_id == ball {
+                        doomed.push((k.value().to_string(), rec));
+                    }
+                }
+                let mut doomed_pending: Vec<(String, PendingRecord)> = Vec::new();
+                for entry in pending.iter()? {
+                    let (k, v) = entry?;
+                    let rec: PendingRecord = decode(k.value(), v.value())?;
+                    if rec.metadata.bucket_id == bucket && rec.metadata.ball_id == ball {
+                        doomed_pending.push((k.value().to_string(), rec));
+                    }
+                }
+                let mut keys = std::collections::BTreeSet::new();
+                for (db_key, rec) in &doomed {
+                    objects.remove(db_key.as_str())?;
+                    delta.remove_object(rec.stored_size);
+                    keys.insert(db_key.clone());
+                }
+                for (task_id, rec) in &doomed_pending {
+                    pending.remove(task_id.as_str())?;
+                    delta.remove_pending(rec.metadata.size);
+                    let db_key = object_key(&rec.metadata.bucket_id, &rec.metadata.key);
+                    by_key.remove(db_key.as_str())?;
+                    keys.insert(db_key);
+                }
+                let files: Vec<String> = doomed.into_iter().map(|(_, r)| r.file).collect();
+                Ok((files, keys.len() as u64))
+            })?;
+            let (files, count) = files;
+            for f in &files {
+                s.remove_file_logged(f);
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    /// Moves the object file `file` of `bucket_id@key` aside (`*.corrupted`) and drops its
+    /// record, if the record still points at that file (a newer version is left alone).
+    /// A file that cannot be moved (already gone) is logged, not an error. Blocking.
+    pub(crate) fn quarantine_blocking(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        file: &str,
+    ) -> Result<(), StoreError> {
+        let db_key = object_key(bucket_id, key);
+        let dropped = self.write(|txn, delta| {
+            let mut objects = txn.open_table(OBJECTS)?;
+            match get_object(&objects, &db_key)? {
+                Some(obj) if obj.file == file => {
+                    objects.remove(db_key.as_str())?;
+                    delta.remove_object(obj.stored_size);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        let moved = self.files().quarantine(file);
+        tracing::error!(
+            event = "CORRUPT.OBJECT",
+            peer_id = %self.config().name,
+            bucket_id,
+            key,
+            file,
+            record_dropped = dropped,
+            quarantined = moved.is_ok(),
+            error = moved.as_ref().err().map(|e| e.to_string()),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn remove_file_logged(&self, file: &str) {
+        if let Err(e) = self.files().remove_object(file) {
+            // Harmless for correctness: the next start-up removes unreferenced files.
+            tracing::warn!(event = "OBJECT.FILE.REMOVE.FAILED", file, error = %e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::KeyState;
+
+    #[tokio::test]
+    async fn delete_key_removes_record_file_and_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        put_object(&store, "b", "k", b"bytes").await;
+        let mut p = put(metadata("b", "k", b"newer"));
+        p.update = true;
+        store.put_metadata(p).await.unwrap();
+        assert_eq!(store.delete_key("b", "k").await.unwrap(), 1);
+        assert_eq!(store.key_state("b", "k").await.unwrap(), KeyState::Absent);
+        assert!(files_under(&dir.path().join("objects")).is_empty());
+        assert_eq!(store.usage().used(), 0);
+        assert_eq!(store.usage().objects, 0);
+        assert_eq!(store.delete_key("b", "k").await.unwrap(), 0);
+        // A pending-only key can be deleted too.
+        store
+            .put_metadata(put(metadata("b", "p", b"x")))
+            .await
+            .unwrap();
+        assert_eq!(store.delete_key("b", "p").await.unwrap(), 1);
+        assert_eq!(store.usage().pending_uploads, 0);
+    }
+
+    #[tokio::test]
+    async fn delete_ball_removes_its_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        for key in ["a_0", "a_1", "b_0"] {
+            let mut m = metadata("b", key, key.as_bytes());
+            m.ball_id = key[..1].into();
+            let out = store.put_metadata(put(m)).await.unwrap();
+            store
+                .upload(out.task_id(), body(key.as_bytes(), 2))
+                .await
+                .unwrap();
+        }
+        let mut m = metadata("b", "a_2", b"pending");
+        m.ball_id = "a".into();
+        store.put_metadata(put(m)).await.unwrap();
+        let mut m = metadata("other", "a_0", b"elsewhere");
+        m.ball_id = "a".into();
+        store.put_metadata(put(m)).await.unwrap();
+
+        assert_eq!(store.delete_ball("b", "a").await.unwrap(), 3);
+        assert_eq!(store.usage().objects, 1);
+        assert_eq!(
+            store.usage().pending_uploads,
+            1,
+            "the other bucket's pending stays"
+        );
+        assert_eq!(files_under(&dir.path().join("objects")).len(), 1);
+        assert_eq!(store.delete_ball("b", "a").await.unwrap(), 0);
+    }
+}

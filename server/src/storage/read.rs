@@ -1,0 +1,439 @@
+//! Serving the bytes of an object (PD3), with integrity checks.
+//!
+//! Before anything is sent the file's length must match the record. A whole read of an
+//! object up to `verify_before_send_limit` bytes is hashed first, so a corrupt object is
+//! refused with a clean error; a larger one is hashed while it streams and the stream ends
+//! with an error instead of a clean end if the hash differs, so the receiver never mistakes
+//! corrupt bytes for a complete object. Either way the object is quarantined. Ranged reads
+//! are served without whole-object verification.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use mictlanx::checksum::{Sha256Stream, FILE_BUFFER_SIZE};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::meta::{
+    get_object, get_pending_of_key, object_key, ObjectRecord, OBJECTS, PENDING, PENDING_BY_KEY,
+};
+use super::range::{ByteRange, RangeSpec};
+use super::{Store, StoreError};
+
+/// Largest piece a read stream yields.
+const READ_CHUNK: usize = 256 * 1024;
+/// How often a read retries when the object was replaced between lookup and open.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// A stream of an object's bytes. If the bytes turn out to be corrupt while streaming, it
+/// ends with an `Err` in place of its last piece, so a receiver never gets them all.
+pub type ObjectStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// An object ready to be sent.
+pub struct ObjectRead {
+    /// Its record (metadata, computed SHA-256, size).
+    pub record: ObjectRecord,
+    /// The range being served; `None` for the whole object.
+    pub range: Option<ByteRange>,
+    /// Bytes `body` will yield.
+    pub len: u64,
+    /// The bytes.
+    pub body: ObjectStream,
+}
+
+impl std::fmt::Debug for ObjectRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRead")
+            .field("record", &self.record)
+            .field("range", &self.range)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Opened {
+    record: ObjectRecord,
+    file: File,
+    range: Option<ByteRange>,
+    verified: bool,
+}
+
+impl Store {
+    /// Opens `bucket_id@key` for reading, whole or one range.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`], [`StoreError::Pending`] (no bytes yet),
+    /// [`StoreError::Disabled`], [`StoreError::RangeNotSatisfiable`],
+    /// [`StoreError::Corrupt`] (the object was quarantined), or an internal error.
+    pub async fn read(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        range: Option<RangeSpec>,
+    ) -> Result<ObjectRead, StoreError> {
+        let (b, k) = (bucket_id.to_string(), key.to_string());
+        let opened = self
+            .blocking(move |s| s.open_for_read(&b, &k, range))
+            .await?;
+        // The file is already positioned at the first byte to send.
+        let len = opened.range.map_or(opened.record.stored_size, |r| r.len());
+        let check = (opened.range.is_none() && !opened.verified).then(|| StreamCheck {
+            store: self.clone(),
+            hasher: Sha256Stream::new(),
+            record: opened.record.clone(),
+        });
+        let file = tokio::fs::File::from_std(opened.file).take(len);
+        let body = read_stream(file, len, check);
+        Ok(ObjectRead {
+            record: opened.record,
+            range: opened.range,
+            len,
+            body,
+        })
+    }
+
+    fn open_for_read(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        range: Option<RangeSpec>,
+    ) -> Result<Opened, StoreError> {
+        let db_key = object_key(bucket_id, key);
+        let not_found = || StoreError::NotFound {
+            bucket_id: bucket_id.to_string(),
+            key: key.to_string(),
+        };
+        let corrupt = || StoreError::Corrupt {
+            bucket_id: bucket_id.to_string(),
+            key: key.to_string(),
+        };
+        let mut attempt = 0;
+        let (record, mut file) = loop {
+            attempt += 1;
+            let record = {
+                let txn = self.db().begin_read()?;
+                match get_object(&txn.open_table(OBJECTS)?, &db_key)? {
+                    Some(r) => r,
+                    None => {
+                        let by_key = txn.open_table(PENDING_BY_KEY)?;
+                        let pending = txn.open_table(PENDING)?;
+                        return Err(match get_pending_of_key(&by_key, &pending, &db_key)? {
+                            Some(_) => StoreError::Pending {
+                                bucket_id: bucket_id.to_string(),
+                                key: key.to_string(),
+                            },
+                            None => not_found(),
+                        });
+                    }
+                }
+            };
+            if record.metadata.is_disabled {
+                return Err(StoreError::Disabled {
+                    bucket_id: bucket_id.to_string(),
+                    key: key.to_string(),
+                });
+            }
+            match File::open(self.files().object_path(&record.file)) {
+                Ok(f) => break (record, f),
+                // An overwrite may have committed and removed this version since the lookup:
+                // look again before calling it lost.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < OPEN_ATTEMPTS => {
+                    continue
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.quarantine_blocking(bucket_id, key, &record.file)?;
+                    return Err(corrupt());
+                }
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        context: "opening an object",
+                        source: e,
+                    })
+                }
+            }
+        };
+        let on_disk = file
+            .metadata()
+            .map_err(StoreError::io("inspecting an object"))?
+            .len();
+        if on_disk != record.stored_size {
+            self.quarantine_blocking(bucket_id, key, &record.file)?;
+            return Err(corrupt());
+        }
+        let size = record.stored_size;
+        let range = match range {
+            None => None,
+            Some(spec) => Some(
+                spec.resolve(size)
+                    .ok_or(StoreError::RangeNotSatisfiable { size })?,
+            ),
+        };
+        let mut verified = false;
+        match range {
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.start))
+                    .map_err(StoreError::io("seeking in an object"))?;
+            }
+            None if size <= self.config().verify_before_send_limit => {
+                if hash_file(&mut file)? != record.sha256 {
+                    self.quarantine_blocking(bucket_id, key, &record.file)?;
+                    return Err(corrupt());
+                }
+                file.seek(SeekFrom::Start(0))
+                    .map_err(StoreError::io("seeking in an object"))?;
+                verified = true;
+            }
+            None => {}
+        }
+        Ok(Opened {
+            record,
+            file,
+            range,
+            verified,
+        })
+    }
+}
+
+/// SHA-256 of the rest of `file`, read with a fixed buffer. Blocking.
+fn hash_file(file: &mut File) -> Result<String, StoreError> {
+    let mut hasher = Sha256Stream::new();
+    let mut buf = vec![0u8; FILE_BUFFER_SIZE];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(StoreError::io("verifying an object"))?;
+        if n == 0 {
+            return Ok(hasher.finalize_hex());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Verification of a whole read while it streams.
+struct StreamCheck {
+    store: Store,
+    hasher: Sha256Stream,
+    record: ObjectRecord,
+}
+
+impl StreamCheck {
+    /// Quarantines the object (on the blocking pool) and returns the error that ends the
+    /// stream.
+    async fn fail(self, what: &str) -> io::Error {
+        let StreamCheck { store, record, .. } = self;
+        let meta = &record.metadata;
+        let (b, k, f) = (
+            meta.bucket_id.clone(),
+            meta.key.clone(),
+            record.file.clone(),
+        );
+        let outcome =
+            tokio::task::spawn_blocking(move || store.quarantine_blocking(&b, &k, &f)).await;
+        if let Ok(Err(e)) = outcome {
+            tracing::error!(event = "QUARANTINE.FAILED", error = %e);
+        }
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "stored bytes of {}@{} are corrupt ({what})",
+                meta.bucket_id, meta.key
+            ),
+        )
+    }
+}
+
+struct ReadState<R> {
+    file: R,
+    remaining: u64,
+    check: Option<StreamCheck>,
+    done: bool,
+}
+
+fn read_stream<R>(file: R, len: u64, check: Option<StreamCheck>) -> ObjectStream
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let state = ReadState {
+        file,
+        remaining: len,
+        check,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut st| async move {
+        if st.done || st.remaining == 0 {
+            return None;
+        }
+        let want = usize::try_from(st.remaining).map_or(READ_CHUNK, |r| r.min(READ_CHUNK));
+        let mut buf = BytesMut::with_capacity(want);
+        match st.file.read_buf(&mut buf).await {
+            Ok(0) => {
+                st.done = true;
+                let err = match st.check.take() {
+                    Some(check) => check.fail("file shorter than recorded").await,
+                    None => io::Error::new(io::ErrorKind::UnexpectedEof, "object file truncated"),
+                };
+                Some((Err(err), st))
+            }
+            Ok(n) => {
+                st.remaining = st.remaining.saturating_sub(n as u64);
+                let bytes = buf.freeze();
+                if let Some(check) = st.check.as_mut() {
+                    check.hasher.update(&bytes);
+                }
+                if st.remaining == 0 {
+                    st.done = true;
+                    // The last piece is held back until the hash is known: with a
+                    // Content-Length response, HTTP considers the body complete once its
+                    // last byte is sent, so an error after it would never reach the client.
+                    if let Some(mut check) = st.check.take() {
+                        let sum = std::mem::take(&mut check.hasher).finalize_hex();
+                        if sum != check.record.sha256 {
+                            let err = check.fail("hash mismatch").await;
+                            return Some((Err(err), st));
+                        }
+                    }
+                }
+                Some((Ok(bytes), st))
+            }
+            Err(e) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{KeyState, Store};
+    use super::*;
+    use futures::StreamExt;
+
+    fn flip_a_byte(dir: &std::path::Path) {
+        let files = files_under(&dir.join("objects"));
+        assert_eq!(files.len(), 1);
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&files[0], bytes).unwrap();
+    }
+
+    fn quarantined(dir: &std::path::Path) -> usize {
+        files_under(&dir.join("objects"))
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".corrupted"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn corruption_is_detected_before_sending_small_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        put_object(&store, "b", "k", b"precious bytes").await;
+        flip_a_byte(dir.path());
+        let err = store.read("b", "k", None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }));
+        assert_eq!(err.to_string(), "stored bytes of b@k are corrupt");
+        assert_eq!(quarantined(dir.path()), 1);
+        assert_eq!(store.key_state("b", "k").await.unwrap(), KeyState::Absent);
+        assert_eq!(store.usage().objects, 0);
+        assert_eq!(store.usage().committed_bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn corruption_cuts_the_stream_of_large_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.verify_before_send_limit = 0;
+        let store = Store::open(cfg).await.unwrap();
+        let data = vec![7u8; 600_000];
+        put_object(&store, "b", "k", &data).await;
+
+        // Intact: streams to a clean end.
+        assert_eq!(read_all(&store, "b", "k").await.unwrap(), data);
+
+        flip_a_byte(dir.path());
+        let read = store.read("b", "k", None).await.unwrap();
+        let items: Vec<io::Result<Bytes>> = read.body.collect().await;
+        let last = items.last().unwrap();
+        assert!(last.is_err(), "a corrupt stream must not end cleanly");
+        let sent: usize = items
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(Bytes::len)
+            .sum();
+        assert!(sent < data.len(), "the last piece must be withheld");
+        assert_eq!(quarantined(dir.path()), 1);
+        assert_eq!(store.key_state("b", "k").await.unwrap(), KeyState::Absent);
+    }
+
+    #[tokio::test]
+    async fn truncated_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        put_object(&store, "b", "k", b"0123456789").await;
+        let f = files_under(&dir.path().join("objects")).remove(0);
+        std::fs::write(&f, b"01234").unwrap();
+        let err = store
+            .read("b", "k", Some(RangeSpec::From(0)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }));
+        assert_eq!(quarantined(dir.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn ranges_are_served_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        put_object(&store, "b", "k", b"0123456789").await;
+        let read = store
+            .read("b", "k", Some(RangeSpec::FromTo(2, 4)))
+            .await
+            .unwrap();
+        assert_eq!(
+            (read.len, read.range.map(|r| (r.start, r.end))),
+            (3, Some((2, 4)))
+        );
+        let bytes: Vec<u8> = read
+            .body
+            .map(|r| r.unwrap())
+            .collect::<Vec<_>>()
+            .await
+            .concat();
+        assert_eq!(bytes, b"234");
+        let read = store
+            .read("b", "k", Some(RangeSpec::Suffix(3)))
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = read
+            .body
+            .map(|r| r.unwrap())
+            .collect::<Vec<_>>()
+            .await
+            .concat();
+        assert_eq!(bytes, b"789");
+        let err = store
+            .read("b", "k", Some(RangeSpec::From(10)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::RangeNotSatisfiable { size: 10 }));
+    }
+
+    #[tokio::test]
+    async fn missing_and_pending_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let err = store.read("b", "k", None).await.unwrap_err();
+        assert_eq!(err.to_string(), "b@k not found");
+        store
+            .put_metadata(put(metadata("b", "k", b"x")))
+            .await
+            .unwrap();
+        let err = store.read("b", "k", None).await.unwrap_err();
+        assert_eq!(err.to_string(), "b@k has no data yet (upload pending)");
+    }
+}

@@ -1,0 +1,362 @@
+//! Gets into memory (`get_bytes`, `get_chunk`) and the chunk fetch every read shares.
+//!
+//! A chunk is its metadata (R4) and its bytes (R5). The bytes must be exactly
+//! `metadata.size` long and, when the metadata's checksum is a SHA-256, hash to it; a
+//! mismatch is an [`Error::Integrity`], which is retried (the router may read another
+//! replica) and returned only when the retries are spent. Unverified bytes are never returned.
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{check, read_exact, send, send_json};
+use super::options::{GetOptions, GetResult, Progress};
+use super::put::ball_ids;
+use super::retry::{self, CallSpec};
+use super::{cancelled, digest, paths, Client, Inner};
+use crate::checksum::is_sha256_hex;
+use crate::id::{chunk_key, validate, IdKind};
+use crate::model::{GetMetadataResponse, Metadata};
+use crate::Error;
+
+/// A fetched, verified chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchedChunk {
+    pub metadata: Metadata,
+    pub data: Bytes,
+    pub attempt: u32,
+}
+
+impl Client {
+    /// Reads a whole ball into memory, verified.
+    ///
+    /// Learns the number of chunks from chunk `0`'s metadata, fetches the chunks
+    /// concurrently, checks each one's SHA-256 and the whole ball's `full_checksum`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidId`]; [`Error::NotFound`] when the ball (or one of its chunks) does
+    /// not exist; [`Error::Integrity`] when bytes do not match their checksums after the
+    /// retries; [`Error::Validation`] when chunk 0 has no `num_chunks` tag (not a chunked
+    /// ball: read its key with [`metadata`](Self::metadata) and
+    /// [`get_chunk`](Self::get_chunk)); transport and server errors after retries.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), mictlanx::Error> {
+    /// let client = mictlanx::Client::from_env()?;
+    /// let ball = client.get_bytes("photos", "pic_b").await?;
+    /// println!("{} bytes in {} chunks", ball.data.len(), ball.chunks.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_bytes(&self, bucket: &str, ball_id: &str) -> Result<GetResult, Error> {
+        self.get_bytes_opts(bucket, ball_id, GetOptions::default())
+            .await
+    }
+
+    /// [`get_bytes`](Self::get_bytes) with options: concurrency, cancellation, progress.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes), or a cancelled error (see
+    /// [`is_cancelled`](crate::is_cancelled)).
+    pub async fn get_bytes_opts(
+        &self,
+        bucket: &str,
+        ball_id: &str,
+        opts: GetOptions,
+    ) -> Result<GetResult, Error> {
+        let started = Instant::now();
+        let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
+        let hooks = opts.hooks();
+        let cancel = hooks.token();
+        let first = self
+            .inner
+            .first_chunk_metadata(&bucket, &ball_id, &cancel)
+            .await?;
+        let n = num_chunks(&first)?;
+        let limit = opts
+            .max_concurrency
+            .unwrap_or(self.inner.config.max_concurrency)
+            .max(1);
+        let expected_full = first.full_checksum().map(str::to_owned);
+        let mut slots: Vec<Option<FetchedChunk>> = vec![None; usize::try_from(n).unwrap_or(0)];
+        {
+            let inner = &self.inner;
+            let (bucket, ball_id, first, cancel) = (&bucket, &ball_id, &first, &cancel);
+            let mut fetches = futures::stream::iter(0..n)
+                .map(|i| async move {
+                    let fetched = if i == 0 {
+                        inner.fetch_data(bucket, first.clone(), Some(cancel)).await
+                    } else {
+                        inner
+                            .fetch_chunk(bucket, &chunk_key(ball_id, i), Some(cancel))
+                            .await
+                    };
+                    fetched.map(|f| (i, f))
+                })
+                .buffer_unordered(limit);
+            let (mut done, mut bytes_done) = (0u64, 0u64);
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(cancelled()),
+                    next = fetches.next() => next,
+                };
+                let Some(fetched) = next else { break };
+                let (i, chunk) = fetched?;
+                done += 1;
+                bytes_done = bytes_done.saturating_add(chunk.metadata.size);
+                hooks.report(Progress {
+                    chunks_done: done,
+                    chunks_total: n,
+                    bytes_done,
+                    bytes_total: 0,
+                    attempt: chunk.attempt,
+                });
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| slots.get_mut(i)) {
+                    *slot = Some(chunk);
+                }
+            }
+        }
+        let chunks: Vec<FetchedChunk> = slots.into_iter().flatten().collect();
+        if u64::try_from(chunks.len()).ok() != Some(n) {
+            return Err(Error::NotFound {
+                message: format!("{bucket}/{ball_id}: some of its {n} chunks are missing"),
+            });
+        }
+        let data = assemble(&chunks);
+        if let Some(expected) = expected_full.filter(|c| is_sha256_hex(c)) {
+            let actual = digest::sha256(data.clone()).await?;
+            if !actual.eq_ignore_ascii_case(&expected) {
+                tracing::warn!(
+                    bucket_id = %bucket,
+                    key = %ball_id,
+                    remote_checksum = %expected,
+                    local_checksum = %actual,
+                    "INTEGRITY.CHECK.FAILED"
+                );
+                return Err(Error::Integrity {
+                    message: format!(
+                        "{bucket}/{ball_id}: the ball hashes to {actual}, its full_checksum is {expected}"
+                    ),
+                });
+            }
+        }
+        tracing::info!(
+            bucket_id = %bucket,
+            key = %ball_id,
+            size = data.len(),
+            response_time = started.elapsed().as_secs_f64(),
+            "GET"
+        );
+        Ok(GetResult {
+            data,
+            chunks: chunks.into_iter().map(|c| c.metadata).collect(),
+        })
+    }
+
+    /// Reads chunk `index` of a ball (key `<ball_id>_<index>`), verified against its
+    /// metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), mictlanx::Error> {
+    /// let client = mictlanx::Client::from_env()?;
+    /// let (bytes, metadata) = client.get_chunk("data", "big", 1).await?;
+    /// assert_eq!(bytes.len() as u64, metadata.size);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_chunk(
+        &self,
+        bucket: &str,
+        ball_id: &str,
+        index: u64,
+    ) -> Result<(Bytes, Metadata), Error> {
+        let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
+        let chunk = self
+            .inner
+            .fetch_chunk(&bucket, &chunk_key(&ball_id, index), None)
+            .await?;
+        Ok((chunk.data, chunk.metadata))
+    }
+
+    /// The metadata of one key (R4), e.g. `"report_c_0"`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidId`], [`Error::NotFound`], transport and server errors after retries.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), mictlanx::Error> {
+    /// let client = mictlanx::Client::from_env()?;
+    /// let meta = client.metadata("reports", "report_c_0").await?;
+    /// println!("{:?}", meta.metadata.tags.get("fullname"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn metadata(&self, bucket: &str, key: &str) -> Result<GetMetadataResponse, Error> {
+        let bucket = validate(IdKind::Bucket, bucket)?;
+        let key = validate(IdKind::Key, key)?;
+        self.inner.fetch_metadata(&bucket, &key, None).await
+    }
+}
+
+/// `num_chunks` of chunk 0, required to read a chunked ball.
+pub(crate) fn num_chunks(first: &Metadata) -> Result<u64, Error> {
+    first.num_chunks().ok_or_else(|| Error::Validation {
+        message: format!(
+            "{} has no valid num_chunks tag: not a chunked ball (read the key itself)",
+            first.key
+        ),
+    })
+}
+
+/// The chunks' bytes, concatenated (no copy for a single chunk).
+fn assemble(chunks: &[FetchedChunk]) -> Bytes {
+    if let [only] = chunks {
+        return only.data.clone();
+    }
+    let total = chunks.iter().map(|c| c.data.len()).sum();
+    let mut buf = BytesMut::with_capacity(total);
+    for c in chunks {
+        buf.extend_from_slice(&c.data);
+    }
+    buf.freeze()
+}
+
+impl Inner {
+    /// R4 with retries.
+    pub(crate) async fn fetch_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<GetMetadataResponse, Error> {
+        let spec = CallSpec {
+            event: "GET.METADATA",
+            bucket,
+            key,
+            size: 0,
+            cancel,
+        };
+        let (meta, _) = retry::run(self, spec, |router| {
+            send_json::<GetMetadataResponse>(
+                self.http
+                    .get(paths::url(&router, &paths::key_metadata(bucket, key))),
+            )
+        })
+        .await?;
+        Ok(meta)
+    }
+
+    /// The metadata of chunk 0 of a ball.
+    pub(crate) async fn first_chunk_metadata(
+        &self,
+        bucket: &str,
+        ball_id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Metadata, Error> {
+        Ok(self
+            .fetch_metadata(bucket, &chunk_key(ball_id, 0), Some(cancel))
+            .await?
+            .metadata)
+    }
+
+    /// R4 then R5 of one key, verified.
+    pub(crate) async fn fetch_chunk(
+        &self,
+        bucket: &str,
+        key: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<FetchedChunk, Error> {
+        let metadata = self.fetch_metadata(bucket, key, cancel).await?.metadata;
+        self.fetch_data(bucket, metadata, cancel).await
+    }
+
+    /// R5 of the key `metadata` describes, verified against it, with retries.
+    pub(crate) async fn fetch_data(
+        &self,
+        bucket: &str,
+        metadata: Metadata,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<FetchedChunk, Error> {
+        let started = Instant::now();
+        let key = metadata.key.as_str();
+        let spec = CallSpec {
+            event: "GET.CHUNK",
+            bucket,
+            key,
+            size: 0,
+            cancel,
+        };
+        let (data, attempt) = retry::run(self, spec, |router| {
+            let request = self
+                .http
+                .get(paths::url(&router, &paths::key_data(bucket, key)))
+                .header("Accept-Encoding", "identity");
+            let metadata = &metadata;
+            async move {
+                let resp = check(send(request).await?).await?;
+                let data = read_exact(resp, metadata.size).await?;
+                self.add_bytes_down(data.len());
+                verify_chunk(bucket, metadata, data, &router.id).await
+            }
+        })
+        .await?;
+        tracing::debug!(
+            bucket_id = bucket,
+            key,
+            size = data.len(),
+            attempt,
+            response_time = started.elapsed().as_secs_f64(),
+            "GET.CHUNK"
+        );
+        Ok(FetchedChunk {
+            metadata,
+            data,
+            attempt,
+        })
+    }
+}
+
+/// Checks a chunk's bytes against its metadata checksum (when that is a SHA-256).
+async fn verify_chunk(
+    bucket: &str,
+    metadata: &Metadata,
+    data: Bytes,
+    router_id: &str,
+) -> Result<Bytes, Error> {
+    if !is_sha256_hex(&metadata.checksum) {
+        return Ok(data);
+    }
+    let actual = digest::sha256(data.clone()).await?;
+    if actual.eq_ignore_ascii_case(&metadata.checksum) {
+        return Ok(data);
+    }
+    tracing::warn!(
+        bucket_id = bucket,
+        key = %metadata.key,
+        router_id,
+        remote_checksum = %metadata.checksum,
+        local_checksum = %actual,
+        "INTEGRITY.CHECK.FAILED"
+    );
+    Err(Error::Integrity {
+        message: format!(
+            "{bucket}/{}: received bytes hash to {actual}, the metadata says {}",
+            metadata.key, metadata.checksum
+        ),
+    })
+}

@@ -1,0 +1,123 @@
+//! `get_to_file`: a ball written to disk atomically.
+//!
+//! The chunks go, in order and verified, into a temporary file next to the destination; the
+//! file is fsynced and renamed over the destination only after the whole ball's checksum
+//! matched, then the directory is fsynced so that the rename survives a crash. On an error or
+//! a cancellation (or if the future is dropped) the temporary file is removed: no partial file
+//! is ever left at `path` or beside it.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::options::GetOptions;
+use super::temp_file::{temp_path, TempFileGuard};
+use super::Client;
+use crate::Error;
+
+/// What `get_to_file` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetFileResult {
+    /// The destination path.
+    pub path: PathBuf,
+    /// Bytes written.
+    pub size: u64,
+}
+
+impl Client {
+    /// Writes a ball to the file at `path`, verified, atomically (see the module docs).
+    /// An existing file at `path` is replaced.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_bytes`](Self::get_bytes), plus [`Error::Io`] for local file errors (the
+    /// destination's directory must exist).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), mictlanx::Error> {
+    /// let client = mictlanx::Client::from_env()?;
+    /// let written = client.get_to_file("videos", "intro", "/tmp/intro.mp4").await?;
+    /// println!("{} bytes", written.size);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_to_file(
+        &self,
+        bucket: &str,
+        ball_id: &str,
+        path: impl AsRef<Path>,
+    ) -> Result<GetFileResult, Error> {
+        self.get_to_file_opts(bucket, ball_id, path, GetOptions::default())
+            .await
+    }
+
+    /// [`get_to_file`](Self::get_to_file) with options: chunks fetched ahead, cancellation,
+    /// progress.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_to_file`](Self::get_to_file), or a cancelled error (see
+    /// [`is_cancelled`](crate::is_cancelled)).
+    pub async fn get_to_file_opts(
+        &self,
+        bucket: &str,
+        ball_id: &str,
+        path: impl AsRef<Path>,
+        opts: GetOptions,
+    ) -> Result<GetFileResult, Error> {
+        let started = Instant::now();
+        let path = path.as_ref().to_path_buf();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Validation {
+                message: format!("{} does not name a file", path.display()),
+            })?
+            .to_owned();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut chunks = self.get_stream_opts(bucket, ball_id, opts);
+        let guard = TempFileGuard::new(temp_path(&dir, &name));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(guard.path())
+            .await?;
+        let mut size = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await?;
+            size = size.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(guard.path(), &path).await?;
+        guard.keep();
+        sync_dir(dir).await;
+        tracing::info!(
+            bucket_id = bucket,
+            key = ball_id,
+            size,
+            path = %path.display(),
+            response_time = started.elapsed().as_secs_f64(),
+            "GET.TO.FILE"
+        );
+        Ok(GetFileResult { path, size })
+    }
+}
+
+/// Fsyncs a directory so that a rename in it is durable; best effort (not every platform
+/// can open a directory).
+async fn sync_dir(dir: PathBuf) {
+    let result = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
+    if let Ok(Err(e)) = result {
+        tracing::debug!(error = %e, "GET.TO.FILE.DIR.SYNC.FAILED");
+    }
+}
