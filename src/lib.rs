@@ -20,6 +20,7 @@ mod client;
 mod error;
 pub mod id;
 pub mod model;
+mod queue;
 mod routers;
 pub mod size;
 pub mod uri;
@@ -32,4 +33,10 @@ pub use client::{
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
 };
 pub use error::{Error, Result};
+pub use id::TaskId;
+pub use queue::{
+    AsyncClient, AsyncClientConfig, ByteStream, EnqueueError, GetDestination, GetJob, JobOutput,
+    PutJob, PutSource, QueueMetrics, TaskCounts, TaskKind, TaskProgress, TaskState, TaskStatus,
+    TaskSummary, DEFAULT_QUEUE_CAPACITY, DEFAULT_STATUS_TTL, DEFAULT_WORKERS,
+};
 pub use routers::{LbAlgorithm, ParseLbError, RouterMetrics};
