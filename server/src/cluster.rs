@@ -54,6 +54,9 @@ pub enum ClusterError {
     /// No peer with that index.
     #[error("no peer with index {0}")]
     NoSuchPeer(usize),
+    /// No router with that index.
+    #[error("no router with index {0}")]
+    NoSuchRouter(usize),
 }
 
 /// Builds a [`LocalCluster`].
@@ -192,7 +195,9 @@ struct PeerSlot {
 
 struct RouterSlot {
     id: String,
-    handle: ServerHandle,
+    /// Kept when the router is killed, so it can come back on the same port.
+    addr: SocketAddr,
+    handle: Option<ServerHandle>,
 }
 
 /// A router and N peers running in this process on 127.0.0.1.
@@ -229,7 +234,7 @@ impl LocalCluster {
             .routers
             .iter()
             .map(|r| {
-                NodeAddress::new("127.0.0.1", Some(r.handle.addr().port()), Protocol::Http)
+                NodeAddress::new("127.0.0.1", Some(r.addr.port()), Protocol::Http)
                     .with_id(r.id.clone())
             })
             .collect();
@@ -243,12 +248,15 @@ impl LocalCluster {
 
     /// Base URLs of every router.
     pub fn router_urls(&self) -> Vec<String> {
-        self.routers.iter().map(|r| r.handle.base_url()).collect()
+        self.routers
+            .iter()
+            .map(|r| format!("http://{}", r.addr))
+            .collect()
     }
 
     /// Address of the first router.
     pub fn router_addr(&self) -> Option<SocketAddr> {
-        self.routers.first().map(|r| r.handle.addr())
+        self.routers.first().map(|r| r.addr)
     }
 
     /// Base URLs of the peers, running or not, by index.
@@ -314,10 +322,28 @@ impl LocalCluster {
     /// [`ClusterError`] when it cannot start or does not see the running peers.
     pub async fn add_router(&mut self) -> Result<String, ClusterError> {
         let router = self.start_router(0).await?;
-        let url = router.handle.base_url();
+        let url = format!("http://{}", router.addr);
         self.routers.push(router);
         self.wait_ready(self.routers.len() - 1).await?;
         Ok(url)
+    }
+
+    /// Stops router `index` at once, cutting its connections, as a crash would. Its URL
+    /// stays in [`LocalCluster::uri`] (clients keep it and must fail over), and
+    /// [`LocalCluster::restart_router`] brings it back on the same port.
+    ///
+    /// # Errors
+    ///
+    /// [`ClusterError::NoSuchRouter`] for an unknown index.
+    pub async fn kill_router(&mut self, index: usize) -> Result<(), ClusterError> {
+        let slot = self
+            .routers
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchRouter(index))?;
+        if let Some(handle) = slot.handle.take() {
+            handle.abort().await;
+        }
+        Ok(())
     }
 
     /// Stops router `index` and starts a fresh one (no state carried over) on the same port.
@@ -327,11 +353,13 @@ impl LocalCluster {
     /// [`ClusterError`] when it cannot start again.
     pub async fn restart_router(&mut self, index: usize) -> Result<(), ClusterError> {
         if index >= self.routers.len() {
-            return Err(ClusterError::NoSuchPeer(index));
+            return Err(ClusterError::NoSuchRouter(index));
         }
         let old = self.routers.remove(index);
-        let port = old.handle.addr().port();
-        old.handle.shutdown().await;
+        let port = old.addr.port();
+        if let Some(handle) = old.handle {
+            handle.shutdown().await;
+        }
         let router = self.start_router(port).await?;
         self.routers.insert(index, router);
         self.wait_ready(index).await
@@ -340,7 +368,9 @@ impl LocalCluster {
     /// Stops every router and peer gracefully. The temporary directory, if any, is removed.
     pub async fn shutdown(mut self) {
         for r in self.routers.drain(..) {
-            r.handle.shutdown().await;
+            if let Some(handle) = r.handle {
+                handle.shutdown().await;
+            }
         }
         for p in &mut self.peers {
             if let Some(h) = p.handle.take() {
@@ -371,7 +401,11 @@ impl LocalCluster {
                 id: id.clone(),
                 source,
             })?;
-        Ok(RouterSlot { id, handle })
+        Ok(RouterSlot {
+            id,
+            addr: handle.addr(),
+            handle: Some(handle),
+        })
     }
 
     /// Polls the router's `/health` until it reports every running peer up.
@@ -380,7 +414,7 @@ impl LocalCluster {
         let Some(slot) = self.routers.get(router) else {
             return Ok(());
         };
-        let url = format!("{}/health", slot.handle.base_url());
+        let url = format!("http://{}/health", slot.addr);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {

@@ -56,6 +56,12 @@ async fn cluster_starts_and_survives_member_restarts() {
         mictlanx::uri::parse_routers(&cluster.uri()).unwrap().len(),
         2
     );
+    cluster.kill_router(0).await.unwrap();
+    assert!(client
+        .get(format!("{}/health", cluster.router_url()))
+        .send()
+        .await
+        .is_err());
     cluster.restart_router(0).await.unwrap();
     assert_eq!(health(&client, &cluster.router_url()).await["peers_up"], 3);
     assert!(cluster.kill_peer(7).await.is_err());
