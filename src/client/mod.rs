@@ -160,7 +160,7 @@ impl Client {
                 let want_stats = config.lb.needs_disk_stats();
                 runtime.spawn(heartbeat::run(
                     Arc::clone(&routers),
-                    heartbeat::ticks(interval),
+                    interval,
                     token.clone(),
                     move |router| {
                         heartbeat::probe_http(probe_http.clone(), router, probe_timeout, want_stats)

@@ -162,11 +162,7 @@ impl RetryBudget {
 
     /// Asks for one retry; `false` means the budget is spent and the error must be returned.
     pub fn try_withdraw(&self) -> bool {
-        self.try_withdraw_at(Instant::now())
-    }
-
-    /// [`try_withdraw`](Self::try_withdraw) at a given time (the clock is injected for tests).
-    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let now = Instant::now();
         let mut s = self.lock();
         if now.duration_since(s.window_start) >= Duration::from_secs(1) {
             s.window_start = now;
@@ -443,60 +439,205 @@ mod tests {
         .is_err());
     }
 
-    /// The retry loop sleeps the schedule between attempts and not after the last one.
-    #[tokio::test]
-    async fn retry_if_sleeps_the_schedule() {
-        let config = RetryConfig {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(10),
+    /// A client whose routers are never contacted (the tests' operations do not touch the
+    /// network), without heartbeat.
+    fn offline_client(routers: usize, retry: RetryConfig) -> crate::Client {
+        let nodes: Vec<String> = (0..routers)
+            .map(|i| format!("r{i}@127.0.0.1:{}", 9 + i))
+            .collect();
+        crate::Client::builder()
+            .routers_uri(&format!("mictlanx://{}/?protocol=http", nodes.join(",")))
+            .retry(retry)
+            .heartbeat_interval(Duration::ZERO)
+            .build()
+            .unwrap()
+    }
+
+    fn spec<'a>(cancel: Option<&'a CancellationToken>) -> CallSpec<'a> {
+        CallSpec {
+            event: "TEST",
+            bucket: "b",
+            key: "k",
+            size: 0,
+            cancel,
+        }
+    }
+
+    /// `run` sleeps exactly the schedule between attempts (no jitter), moves to another
+    /// router after a failure, and does not sleep after the last attempt.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_land_on_the_schedule() {
+        let retry = RetryConfig {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(250),
             jitter: false,
             ..RetryConfig::default()
         };
-        let calls = AtomicU32::new(0);
+        let client = offline_client(2, retry);
         let start = Instant::now();
-        let result: Result<(), crate::Error> = tokio_retry::RetryIf::start(
-            config.delays(),
-            || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(crate::Error::from_response(503, b""))
-            },
-            |e: &crate::Error| e.is_retryable(),
-        )
+        let seen = Mutex::new(Vec::new());
+        let result: Result<((), u32), Error> = run(&client.inner, spec(None), |router| {
+            seen.lock().unwrap().push((router.index, start.elapsed()));
+            async { Err(Error::from_response(503, b"")) }
+        })
         .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 4);
-        // 10 + 20 + 40 ms (timers never fire early); well below 80 + 70 ms extra sleep.
-        let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(70), "{elapsed:?}");
-        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(matches!(result, Err(Error::Unavailable { .. })));
+        let seen = seen.into_inner().unwrap();
+        let offsets: Vec<u128> = seen.iter().map(|(_, at)| at.as_millis()).collect();
+        // Delays 100, 200, 250 (capped), 250.
+        assert_eq!(offsets, [0, 100, 300, 550, 800]);
+        assert_eq!(start.elapsed(), Duration::from_millis(800));
+        assert_ne!(seen[0].0, seen[1].0, "the retry goes to the other router");
+        let m = client.metrics();
+        let retries: u64 = m.routers.iter().map(|r| r.retries).sum();
+        let requests: u64 = m.routers.iter().map(|r| r.requests).sum();
+        assert_eq!((retries, requests, m.retries_denied), (4, 5, 0));
     }
 
-    #[test]
-    fn budget_allows_the_floor_then_only_deposits() {
-        let config = RetryConfig::default();
-        let budget = RetryBudget::new(&config);
-        let t0 = Instant::now();
+    /// A success ends the loop at once; a non-retryable error is not retried at all.
+    #[tokio::test(start_paused = true)]
+    async fn success_and_permanent_errors_stop_the_schedule() {
+        let retry = RetryConfig {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(40),
+            jitter: false,
+            ..RetryConfig::default()
+        };
+        let client = offline_client(1, retry);
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let (value, attempt) = run(&client.inner, spec(None), |_| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(Error::from_response(502, b""))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, attempt), (2, 3));
+        assert_eq!(start.elapsed(), Duration::from_millis(40 + 80));
+
+        let start = Instant::now();
+        let result: Result<((), u32), Error> = run(&client.inner, spec(None), |_| async {
+            Err(Error::from_response(409, b""))
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Conflict { .. })));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    /// With jitter every delay is at most the plain one: the attempts land no later.
+    #[tokio::test(start_paused = true)]
+    async fn jittered_attempts_land_no_later_than_the_plain_schedule() {
+        let retry = RetryConfig {
+            max_attempts: 6,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..RetryConfig::default()
+        };
+        assert!(retry.jitter);
+        let client = offline_client(1, retry);
+        let start = Instant::now();
+        let seen = Mutex::new(Vec::new());
+        let _: Result<((), u32), Error> = run(&client.inner, spec(None), |_| {
+            seen.lock().unwrap().push(start.elapsed());
+            async { Err(Error::from_response(503, b"")) }
+        })
+        .await;
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 6);
+        let plain = [0u64, 100, 300, 700, 1500, 2500];
+        for (at, max) in seen.iter().zip(plain) {
+            assert!(*at <= Duration::from_millis(max), "{seen:?}");
+        }
+    }
+
+    /// A cancel during a backoff ends the request at that instant, without another attempt.
+    #[tokio::test(start_paused = true)]
+    async fn cancel_during_a_backoff_stops_at_once() {
+        let retry = RetryConfig {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+            jitter: false,
+            ..RetryConfig::default()
+        };
+        let client = offline_client(1, retry);
+        let token = CancellationToken::new();
+        let trigger = token.clone();
+        let start = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            trigger.cancel();
+        });
+        let calls = AtomicU32::new(0);
+        let result: Result<((), u32), Error> = run(&client.inner, spec(Some(&token)), |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(Error::from_response(503, b"")) }
+        })
+        .await;
+        assert!(result.unwrap_err().is_cancelled());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_allows_the_floor_then_only_deposits() {
+        let budget = RetryBudget::new(&RetryConfig::default());
+        let advance = tokio::time::advance;
         // The floor: 10 retries in a second with an empty bucket.
         for _ in 0..10 {
-            assert!(budget.try_withdraw_at(t0));
+            assert!(budget.try_withdraw());
         }
-        assert!(!budget.try_withdraw_at(t0));
+        assert!(!budget.try_withdraw());
         // 10 requests deposit 2 tokens: two more retries.
         for _ in 0..10 {
             budget.deposit();
         }
-        let t1 = t0 + Duration::from_millis(500);
-        assert!(budget.try_withdraw_at(t1));
-        assert!(budget.try_withdraw_at(t1));
-        assert!(!budget.try_withdraw_at(t1));
+        advance(Duration::from_millis(500)).await;
+        assert!(budget.try_withdraw());
+        assert!(budget.try_withdraw());
+        assert!(!budget.try_withdraw());
         assert_eq!(budget.denied(), 2);
-        // A second later the floor is back, for one more second.
-        let t2 = t0 + Duration::from_secs(1);
+        // A second after the window opened the floor is back, for one more second.
+        advance(Duration::from_millis(500)).await;
         for _ in 0..10 {
-            assert!(budget.try_withdraw_at(t2));
+            assert!(budget.try_withdraw());
         }
-        assert!(!budget.try_withdraw_at(t2 + Duration::from_millis(999)));
-        assert!(budget.try_withdraw_at(t2 + Duration::from_secs(1)));
+        advance(Duration::from_millis(999)).await;
+        assert!(!budget.try_withdraw());
+        advance(Duration::from_millis(1)).await;
+        assert!(budget.try_withdraw());
+        assert_eq!(budget.denied(), 3);
+    }
+
+    /// The budget inside the retry loop: with no floor and nothing deposited beyond the
+    /// request's own share, a failing request gets no retry and no backoff.
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_budget_returns_the_first_error() {
+        let retry = RetryConfig {
+            max_attempts: 5,
+            jitter: false,
+            min_retries_per_sec: 0,
+            ..RetryConfig::default()
+        };
+        let client = offline_client(1, retry);
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let result: Result<((), u32), Error> = run(&client.inner, spec(None), |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(Error::from_response(503, b"")) }
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Unavailable { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(client.metrics().retries_denied, 1);
     }
 
     #[test]

@@ -3,16 +3,14 @@
 //! A probe is `GET /health`; a MictlanX router that has no such route (404/405) is probed with
 //! `GET /api/v4/peers/stats` instead, which `deploy.sh` also uses as its health check. The
 //! stats (sum of the peers' used and total disk) are fetched on every probe when the balancer
-//! needs them (`SORT_UF`, `2CHOICES_UF`). The loop is generic over its clock (a stream of
-//! ticks) and its probe, so that it is tested deterministically, without sleeping and without
-//! network.
+//! needs them (`SORT_UF`, `2CHOICES_UF`). The loop is generic over its probe, so that its
+//! schedule is tested without network, on tokio's paused clock.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use futures::{Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -40,34 +38,26 @@ impl ProbeOutcome {
     }
 }
 
-/// Ticks now and then every `interval`; a late tick delays the next ones rather than
-/// bursting to catch up.
-pub(crate) fn ticks(interval: Duration) -> impl Stream<Item = ()> + Send + 'static {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    futures::stream::unfold(ticker, |mut ticker| async move {
-        ticker.tick().await;
-        Some(((), ticker))
-    })
-}
-
-/// Probes every router of `pool` at every tick, until `cancel` fires or the ticks end.
-pub(crate) async fn run<T, P, Fut>(
+/// Probes every router of `pool` now and then every `interval`, until `cancel` fires.
+///
+/// A round that runs late (a slow probe) delays the next ones rather than bursting to catch
+/// up.
+pub(crate) async fn run<P, Fut>(
     pool: Arc<RouterPool>,
-    ticks: T,
+    interval: Duration,
     cancel: CancellationToken,
     probe: P,
 ) where
-    T: Stream<Item = ()>,
     P: Fn(Arc<RouterState>) -> Fut,
     Fut: Future<Output = ProbeOutcome>,
 {
-    let mut ticks = std::pin::pin!(ticks);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            tick = ticks.next() => if tick.is_none() { return },
+            _ = ticker.tick() => {}
         }
         let probes = pool.all().iter().map(|router| {
             let router = Arc::clone(router);
@@ -170,8 +160,11 @@ mod tests {
     use super::*;
     use crate::routers::LbAlgorithm;
     use crate::uri::{NodeAddress, Protocol};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::sync::mpsc;
+    use tokio::time::advance;
+
+    const INTERVAL: Duration = Duration::from_secs(5);
 
     fn pool(n: usize) -> Arc<RouterPool> {
         let addresses: Vec<NodeAddress> = (0..n)
@@ -180,110 +173,195 @@ mod tests {
         Arc::new(RouterPool::new(&addresses, LbAlgorithm::RoundRobin))
     }
 
-    /// A tick source driven by the test, and a way to wait until a round of probes is done.
-    fn manual_ticks() -> (mpsc::Sender<()>, impl Stream<Item = ()>) {
-        let (tx, rx) = mpsc::channel(1);
-        let stream =
-            futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
-            );
-        (tx, stream)
+    fn up(latency_ms: u64) -> ProbeOutcome {
+        ProbeOutcome {
+            healthy: true,
+            latency: Duration::from_millis(latency_ms),
+            disk: Some((1, 4)),
+        }
     }
 
-    async fn wait_for(counter: &AtomicUsize, value: usize) {
-        for _ in 0..1000 {
-            if counter.load(Ordering::SeqCst) >= value {
-                return;
-            }
+    /// A probe that reports `(router index, virtual time since start)` of every call, then
+    /// answers `outcome(call number)` after `takes(call number)` of (virtual) time.
+    fn recording_probe(
+        start: Instant,
+        outcome: impl Fn(usize) -> ProbeOutcome + Send + Sync + 'static,
+        takes: impl Fn(usize) -> Duration + Send + Sync + 'static,
+    ) -> (
+        mpsc::UnboundedReceiver<(usize, Duration)>,
+        impl Fn(Arc<RouterState>) -> futures::future::BoxFuture<'static, ProbeOutcome>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let outcome = Arc::new(outcome);
+        let takes = Arc::new(takes);
+        let probe = move |router: Arc<RouterState>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send((router.index, start.elapsed()));
+            let (outcome, takes) = (Arc::clone(&outcome), Arc::clone(&takes));
+            let fut: futures::future::BoxFuture<'static, ProbeOutcome> = Box::pin(async move {
+                let pause = takes(n);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                outcome(n)
+            });
+            fut
+        };
+        (rx, probe)
+    }
+
+    /// The next `n` probes as `(router, offset)`, sorted by router within the batch.
+    async fn next_probes(
+        rx: &mut mpsc::UnboundedReceiver<(usize, Duration)>,
+        n: usize,
+    ) -> Vec<(usize, Duration)> {
+        let mut got = Vec::with_capacity(n);
+        for _ in 0..n {
+            got.push(rx.recv().await.expect("the heartbeat is running"));
+        }
+        got.sort();
+        got
+    }
+
+    /// Lets every ready task run, without letting (paused) time pass.
+    async fn settle() {
+        for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        panic!("counter stuck at {}", counter.load(Ordering::SeqCst));
     }
 
-    #[tokio::test]
-    async fn probes_every_router_at_every_tick_until_cancelled() {
+    #[tokio::test(start_paused = true)]
+    async fn probes_every_router_exactly_every_interval_until_cancelled() {
+        let start = Instant::now();
         let pool = pool(2);
-        let probes = Arc::new(AtomicUsize::new(0));
         let cancel = CancellationToken::new();
-        let (tick, ticks) = manual_ticks();
-        let counter = Arc::clone(&probes);
-        let task = tokio::spawn(run(
-            Arc::clone(&pool),
-            ticks,
-            cancel.clone(),
-            move |_router| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                async {
-                    ProbeOutcome {
-                        healthy: true,
-                        latency: Duration::from_millis(3),
-                        disk: Some((1, 4)),
-                    }
-                }
-            },
-        ));
-        for round in 1..=3 {
-            tick.send(()).await.unwrap();
-            wait_for(&probes, 2 * round).await;
+        let (mut rx, probe) = recording_probe(start, |_| up(3), |_| Duration::ZERO);
+        let task = tokio::spawn(run(Arc::clone(&pool), INTERVAL, cancel.clone(), probe));
+
+        // The first round is at once.
+        let zero = Duration::ZERO;
+        assert_eq!(next_probes(&mut rx, 2).await, [(0, zero), (1, zero)]);
+        for round in 1..=3u32 {
+            // Nothing a millisecond before the interval is up ...
+            advance(INTERVAL - Duration::from_millis(1)).await;
+            settle().await;
+            assert!(rx.try_recv().is_err(), "round {round} came early");
+            // ... and every router exactly on it.
+            advance(Duration::from_millis(1)).await;
+            let at = INTERVAL * round;
+            assert_eq!(next_probes(&mut rx, 2).await, [(0, at), (1, at)]);
         }
-        assert_eq!(probes.load(Ordering::SeqCst), 6);
+        settle().await;
         let m = pool.all()[1].metrics();
         assert_eq!(m.latency_ewma, Some(Duration::from_millis(3)));
         assert_eq!((m.disk_used, m.disk_total), (1, 4));
+
         cancel.cancel();
         task.await.unwrap();
-        // Stopped: a tick nobody receives changes nothing.
-        assert!(tick.send(()).await.is_err());
-        assert_eq!(probes.load(Ordering::SeqCst), 6);
+        advance(INTERVAL * 10).await;
+        settle().await;
+        assert!(rx.try_recv().is_err(), "no probe after cancel");
+        assert_eq!(start.elapsed(), INTERVAL * 13);
     }
 
-    #[tokio::test]
-    async fn a_failed_probe_marks_down_and_a_good_one_up() {
+    #[tokio::test(start_paused = true)]
+    async fn a_down_router_comes_back_up_after_one_successful_probe() {
+        let start = Instant::now();
         let pool = pool(1);
-        let round = Arc::new(AtomicUsize::new(0));
-        let (tick, ticks) = manual_ticks();
-        let r = Arc::clone(&round);
-        let task = tokio::spawn(run(
-            Arc::clone(&pool),
-            ticks,
-            CancellationToken::new(),
-            move |_router| {
-                let n = r.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 0 {
-                        ProbeOutcome::down()
-                    } else {
-                        ProbeOutcome {
-                            healthy: true,
-                            latency: Duration::from_millis(1),
-                            disk: None,
-                        }
-                    }
+        let router = Arc::clone(&pool.all()[0]);
+        let alive = Arc::new(AtomicBool::new(false));
+        let a = Arc::clone(&alive);
+        let (mut rx, probe) = recording_probe(
+            start,
+            move |_| {
+                if a.load(Ordering::SeqCst) {
+                    up(1)
+                } else {
+                    ProbeOutcome::down()
                 }
             },
-        ));
-        tick.send(()).await.unwrap();
-        wait_for(&round, 1).await;
-        tokio::task::yield_now().await;
-        assert!(!pool.all()[0].is_healthy());
-        tick.send(()).await.unwrap();
-        wait_for(&round, 2).await;
-        // The loop ends when its ticks do.
-        drop(tick);
+            |_| Duration::ZERO,
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(Arc::clone(&pool), INTERVAL, cancel.clone(), probe));
+
+        next_probes(&mut rx, 1).await;
+        settle().await;
+        assert!(!router.is_healthy(), "a failed probe marks it down");
+        assert_eq!(router.metrics().latency_ewma, None);
+
+        // It recovers; until the next probe it is still believed down.
+        alive.store(true, Ordering::SeqCst);
+        advance(INTERVAL - Duration::from_millis(1)).await;
+        settle().await;
+        assert!(!router.is_healthy());
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(next_probes(&mut rx, 1).await, [(0, INTERVAL)]);
+        settle().await;
+        assert!(router.is_healthy(), "one good probe marks it up");
+        assert_eq!(
+            router.metrics().latency_ewma,
+            Some(Duration::from_millis(1))
+        );
+
+        // A router that requests marked down is also back at the next probe.
+        router.set_healthy(false);
+        advance(INTERVAL).await;
+        assert_eq!(next_probes(&mut rx, 1).await, [(0, INTERVAL * 2)]);
+        settle().await;
+        assert!(router.is_healthy());
+        cancel.cancel();
         task.await.unwrap();
-        assert!(pool.all()[0].is_healthy());
     }
 
-    #[tokio::test]
-    async fn ticks_start_at_once_then_keep_the_interval() {
-        let started = Instant::now();
-        let mut t = std::pin::pin!(ticks(Duration::from_millis(20)));
-        t.next().await;
-        assert!(started.elapsed() < Duration::from_millis(20));
-        t.next().await;
-        t.next().await;
-        assert!(started.elapsed() >= Duration::from_millis(40));
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_round_delays_the_next_rounds_instead_of_bursting() {
+        let start = Instant::now();
+        let pool = pool(1);
+        let cancel = CancellationToken::new();
+        // The first probe takes 12 s: the rounds due at 5 s and 10 s are missed.
+        let (mut rx, probe) = recording_probe(
+            start,
+            |_| up(1),
+            |n| {
+                if n == 0 {
+                    Duration::from_secs(12)
+                } else {
+                    Duration::ZERO
+                }
+            },
+        );
+        let task = tokio::spawn(run(Arc::clone(&pool), INTERVAL, cancel.clone(), probe));
+        let mut offsets = Vec::new();
+        for _ in 0..4 {
+            offsets.push(rx.recv().await.unwrap().1.as_secs());
+        }
+        // One catch-up round when the slow one ends, then the interval again from there.
+        assert_eq!(offsets, [0, 12, 17, 22]);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_stops_a_round_in_flight() {
+        let start = Instant::now();
+        let pool = pool(2);
+        let cancel = CancellationToken::new();
+        // Probes that would take an hour.
+        let (mut rx, probe) = recording_probe(start, |_| up(1), |_| Duration::from_secs(3600));
+        let task = tokio::spawn(run(Arc::clone(&pool), INTERVAL, cancel.clone(), probe));
+        next_probes(&mut rx, 2).await;
+        advance(Duration::from_secs(1)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        // It returned at once, without waiting for the probes.
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // The unfinished round recorded nothing: the routers keep their initial state.
+        assert!(pool
+            .all()
+            .iter()
+            .all(|r| r.metrics().latency_ewma.is_none()));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fake_router;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
