@@ -139,14 +139,14 @@ async fn a_router_crash_mid_run_loses_no_job_and_the_heartbeat_sees_it_return() 
     })
     .await;
     let requests = queue.metrics().client.routers[0].requests;
-    for i in 0..4 {
+    for (i, bytes) in balls.iter().enumerate().take(4) {
         let got = within(
             "a direct get",
             queue.client().get_bytes("failover", &format!("b{i}")),
         )
         .await
         .unwrap();
-        assert!(got.data == balls[i]);
+        assert!(got.data == *bytes);
     }
     assert!(queue.metrics().client.routers[0].requests > requests);
     queue.shutdown().await;
@@ -188,7 +188,7 @@ async fn reference_bulk_five_items_three_workers() {
             .get_bytes("bulk01", &format!("item-{i}"))
             .await
             .unwrap();
-        assert!(&got.data == bytes, "item-{i}");
+        assert!(got.data == *bytes, "item-{i}");
     }
     queue.shutdown().await;
 }

@@ -119,7 +119,8 @@ struct Lifecycle {
     drain: CancellationToken,
     abort: CancellationToken,
     supervisor: Mutex<Option<JoinHandle<()>>>,
-    sweeper: CancellationToken,
+    stop_sweeper: CancellationToken,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A task queue over a [`Client`]: enqueue puts and gets, poll or await their status.
@@ -176,7 +177,7 @@ impl AsyncClient {
         });
         let drain = CancellationToken::new();
         let abort = CancellationToken::new();
-        let sweeper = CancellationToken::new();
+        let stop_sweeper = CancellationToken::new();
         let supervisor = tokio::spawn(supervisor::supervise(
             rx,
             shared.clone(),
@@ -186,10 +187,10 @@ impl AsyncClient {
         ));
         let every =
             (config.status_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        tokio::spawn(supervisor::sweep(
+        let sweeper = tokio::spawn(supervisor::sweep(
             Arc::downgrade(&shared),
             every,
-            sweeper.clone(),
+            stop_sweeper.clone(),
         ));
         Self {
             shared,
@@ -198,7 +199,8 @@ impl AsyncClient {
                 drain,
                 abort,
                 supervisor: Mutex::new(Some(supervisor)),
-                sweeper,
+                stop_sweeper,
+                sweeper: Mutex::new(Some(sweeper)),
             }),
         }
     }
@@ -395,12 +397,17 @@ impl AsyncClient {
         self.join().await;
     }
 
+    /// Waits for the supervisor (and so every job task), then stops and joins the sweeper.
     async fn join(&self) {
-        let handle = self.life.supervisor.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle {
+        let supervisor = self.life.supervisor.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = supervisor {
             let _ = handle.await;
         }
-        self.life.sweeper.cancel();
+        self.life.stop_sweeper.cancel();
+        let sweeper = self.life.sweeper.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = sweeper {
+            let _ = handle.await;
+        }
     }
 }
 

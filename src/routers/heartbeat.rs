@@ -160,11 +160,15 @@ mod tests {
     use super::*;
     use crate::routers::LbAlgorithm;
     use crate::uri::{NodeAddress, Protocol};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use futures::future::BoxFuture;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::sync::mpsc;
     use tokio::time::advance;
 
     const INTERVAL: Duration = Duration::from_secs(5);
+
+    /// Probe calls as `(router index, virtual time since the test started)`.
+    type Calls = mpsc::UnboundedReceiver<(usize, Duration)>;
 
     fn pool(n: usize) -> Arc<RouterPool> {
         let addresses: Vec<NodeAddress> = (0..n)
@@ -188,18 +192,18 @@ mod tests {
         outcome: impl Fn(usize) -> ProbeOutcome + Send + Sync + 'static,
         takes: impl Fn(usize) -> Duration + Send + Sync + 'static,
     ) -> (
-        mpsc::UnboundedReceiver<(usize, Duration)>,
-        impl Fn(Arc<RouterState>) -> futures::future::BoxFuture<'static, ProbeOutcome>,
+        Calls,
+        impl Fn(Arc<RouterState>) -> BoxFuture<'static, ProbeOutcome>,
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
         let outcome = Arc::new(outcome);
         let takes = Arc::new(takes);
         let probe = move |router: Arc<RouterState>| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             let _ = tx.send((router.index, start.elapsed()));
             let (outcome, takes) = (Arc::clone(&outcome), Arc::clone(&takes));
-            let fut: futures::future::BoxFuture<'static, ProbeOutcome> = Box::pin(async move {
+            let fut: BoxFuture<'static, ProbeOutcome> = Box::pin(async move {
                 let pause = takes(n);
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
@@ -212,10 +216,7 @@ mod tests {
     }
 
     /// The next `n` probes as `(router, offset)`, sorted by router within the batch.
-    async fn next_probes(
-        rx: &mut mpsc::UnboundedReceiver<(usize, Duration)>,
-        n: usize,
-    ) -> Vec<(usize, Duration)> {
+    async fn next_probes(rx: &mut Calls, n: usize) -> Vec<(usize, Duration)> {
         let mut got = Vec::with_capacity(n);
         for _ in 0..n {
             got.push(rx.recv().await.expect("the heartbeat is running"));

@@ -355,7 +355,7 @@ impl<S: AsyncRead + Unpin> Reader<S> {
         Some(self.buf.drain(..n).collect())
     }
 
-    async fn to_end(&mut self) -> Vec<u8> {
+    async fn rest(&mut self) -> Vec<u8> {
         while self.fill().await {}
         std::mem::take(&mut self.buf)
     }
@@ -397,7 +397,7 @@ impl<S: AsyncRead + Unpin> Reader<S> {
             let len: usize = len.parse().ok()?;
             msg.body = self.exact(len).await?;
         } else if body_until_eof {
-            msg.body = self.to_end().await;
+            msg.body = self.rest().await;
         }
         Some(msg)
     }
