@@ -1,15 +1,33 @@
 //! `mictlanx`: the MictlanX command for people at a terminal.
+//!
+//! Exit codes: 0 ok, 1 a failed operation, 2 a usage error. Errors are one line on stderr.
 
+mod commands;
+mod connect;
 mod demo;
+mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::commands::{inspect, remove, transfer, up};
+use crate::output::Output;
 
 /// MictlanX: put and get balls in buckets through routers.
 #[derive(Debug, Parser)]
 #[command(name = "mictlanx", version, about)]
 struct Cli {
+    /// Routers: `mictlanx://router-0@host:port,...?protocol=http` (else MICTLANX_URI, .env).
+    #[arg(long, global = true, env = "MICTLANX_URI")]
+    uri: Option<String>,
+    /// Print one JSON object per result line.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,18 +48,106 @@ enum Command {
         /// Bytes per chunk.
         #[arg(long, default_value = "1MB", value_parser = parse_size_arg)]
         chunk_size: u64,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
     },
+    /// Run a persistent local cluster (router + peers) in the foreground.
+    Up {
+        /// Number of peers.
+        #[arg(long, default_value_t = 3)]
+        peers: usize,
+        /// Router port on 127.0.0.1.
+        #[arg(long, default_value_t = 60666)]
+        port: u16,
+        /// Where the peers keep their data.
+        #[arg(long, default_value = "./mictlanx-data")]
+        data_dir: PathBuf,
+    },
+    /// Store files (FILE..., `-r DIR`, or `-` for standard input) as balls.
+    Put {
+        /// Files or directories; `-` reads standard input (needs --key).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Walk directories.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Target bucket.
+        #[arg(long, short)]
+        bucket: String,
+        /// Ball id (one file or stdin; default: from the file's path).
+        #[arg(long, short)]
+        key: Option<String>,
+        /// Bytes per chunk (e.g. 256kb, 4MiB).
+        #[arg(long, value_parser = parse_size_arg)]
+        chunk_size: Option<u64>,
+        /// Replicas of each chunk.
+        #[arg(long, default_value_t = 1)]
+        rf: u32,
+        /// A tag `k=v` (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+    },
+    /// Read a ball into a file (`-o FILE`, default ./KEY) or standard output (`-o -`).
+    Get {
+        /// Bucket.
+        bucket: String,
+        /// Ball id.
+        key: String,
+        /// Destination file, or `-` for standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List the balls of a bucket.
+    Ls {
+        /// Bucket.
+        bucket: String,
+    },
+    /// Show a ball's size, checksum, chunks and tags.
+    Stat {
+        /// Bucket.
+        bucket: String,
+        /// Ball id.
+        key: String,
+    },
+    /// Delete a ball.
+    Rm {
+        /// Bucket.
+        bucket: String,
+        /// Ball id.
+        key: String,
+    },
+    /// Delete every ball of a bucket.
+    RmBucket {
+        /// Bucket.
+        bucket: String,
+    },
+    /// Health, latency and disk use of each configured router.
+    Routers,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     mictlanx::size::parse_size(s).map_err(|e| e.to_string())
 }
 
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("tag {s:?} is not k=v")),
+    }
+}
+
+fn init_tracing() {
+    let filter = std::env::var("MICTLANX_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -49,35 +155,77 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Demo {
-                size,
-                peers,
-                rf,
-                chunk_size,
-                quiet,
-            } => {
-                if chunk_size == 0 {
-                    return Err("--chunk-size must be at least 1 byte".to_string());
-                }
-                let config = demo::DemoConfig {
-                    size,
-                    peers,
-                    replication_factor: rf,
-                    chunk_size,
-                    quiet,
-                };
-                demo::run(config).await
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("mictlanx: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let out = Output { json: cli.json };
+    let uri = cli.uri.as_deref();
+    match cli.command {
+        Command::Demo {
+            size,
+            peers,
+            rf,
+            chunk_size,
+        } => {
+            if chunk_size == 0 {
+                return Err("--chunk-size must be at least 1 byte".to_string());
+            }
+            demo::run(demo::DemoConfig {
+                size,
+                peers,
+                replication_factor: rf,
+                chunk_size,
+                quiet: cli.quiet,
+            })
+            .await
+        }
+        Command::Up {
+            peers,
+            port,
+            data_dir,
+        } => up::up(peers, port, data_dir).await,
+        Command::Put {
+            paths,
+            recursive,
+            bucket,
+            key,
+            chunk_size,
+            rf,
+            tags,
+        } => {
+            let args = transfer::PutArgs {
+                paths,
+                recursive,
+                bucket,
+                key,
+                chunk_size,
+                rf,
+                tags,
+                quiet: cli.quiet,
+            };
+            transfer::put(connect::client(uri)?, out, args).await
+        }
+        Command::Get {
+            bucket,
+            key,
+            output,
+        } => transfer::get(&connect::client(uri)?, out, &bucket, &key, output).await,
+        Command::Ls { bucket } => inspect::ls(&connect::client(uri)?, out, &bucket).await,
+        Command::Stat { bucket, key } => {
+            inspect::stat(&connect::client(uri)?, out, &bucket, &key).await
+        }
+        Command::Rm { bucket, key } => remove::rm(&connect::client(uri)?, out, &bucket, &key).await,
+        Command::RmBucket { bucket } => {
+            remove::rm_bucket(&connect::client(uri)?, out, &bucket).await
+        }
+        Command::Routers => inspect::routers(&connect::client(uri)?, out).await,
     }
 }
 
@@ -92,15 +240,28 @@ mod tests {
     }
 
     #[test]
-    fn demo_flags_take_human_sizes() {
+    fn flags_take_human_sizes_and_tags() {
         let cli =
             Cli::try_parse_from(["mictlanx", "demo", "--size", "2MB", "--chunk-size", "256kb"])
                 .unwrap();
         let Command::Demo {
             size, chunk_size, ..
-        } = cli.command;
+        } = cli.command
+        else {
+            panic!("demo");
+        };
         assert_eq!((size, chunk_size), (2_000_000, 256_000));
         assert!(Cli::try_parse_from(["mictlanx", "demo", "--size", "huge"]).is_err());
+        let cli = Cli::try_parse_from([
+            "mictlanx", "put", "a.txt", "-b", "bk", "--tag", "k=v=w", "--json",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        let Command::Put { tags, .. } = cli.command else {
+            panic!("put");
+        };
+        assert_eq!(tags, vec![("k".to_string(), "v=w".to_string())]);
+        assert!(Cli::try_parse_from(["mictlanx", "put", "a", "-b", "b", "--tag", "=x"]).is_err());
     }
 
     /// The README's first command, small: the whole path through an embedded cluster.

@@ -1,0 +1,172 @@
+//! The built `mictlanx` binary against a `LocalCluster`: round trips, `--json`, exit codes,
+//! standard streams, and the clear errors for bad input.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use mictlanx_server::LocalCluster;
+use serde_json::Value;
+
+fn mictlanx(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mictlanx"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("MICTLANX_URI")
+        .env_remove("MICTLANX_ROUTERS")
+        .env("MICTLANX_LOG", "error");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    mictlanx(dir, args).output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn put_get_ls_stat_rm_round_trip_with_json() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt
+        .block_on(LocalCluster::builder().peers(2).start())
+        .unwrap();
+    let uri = cluster.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("docs/img")).unwrap();
+    std::fs::write(d.join("docs/a.txt"), b"alpha".repeat(1000)).unwrap();
+    std::fs::write(d.join("docs/img/b.png"), vec![7u8; 300_000]).unwrap();
+
+    let out = run(
+        d,
+        &[
+            "--uri",
+            &uri,
+            "--json",
+            "put",
+            "-r",
+            "docs",
+            "-b",
+            "cli",
+            "--rf",
+            "2",
+            "--chunk-size",
+            "100kb",
+            "--tag",
+            "owner=me",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    let png = lines
+        .iter()
+        .find(|l| l["ball_id"] == "img-b-png")
+        .expect("png ball");
+    assert_eq!(png["size"], 300_000);
+    assert_eq!(png["num_chunks"], 3);
+
+    let out = run(d, &["--uri", &uri, "--json", "ls", "cli"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let balls: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|l| l["ball_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(balls, ["a-txt", "img-b-png"]);
+
+    let out = run(d, &["--uri", &uri, "--json", "stat", "cli", "img-b-png"]);
+    let stat = &json_lines(&out)[0];
+    assert_eq!(stat["tags"]["owner"], "me");
+    assert_eq!(stat["tags"]["fullname"], "b.png");
+    assert_eq!(stat["tags"]["bucket_relative_path"], "img/");
+    assert_eq!(stat["chunks"].as_array().unwrap().len(), 3);
+
+    let out = run(
+        d,
+        &["--uri", &uri, "get", "cli", "img-b-png", "-o", "back.png"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(d.join("back.png")).unwrap(),
+        vec![7u8; 300_000]
+    );
+
+    // Standard input in, standard output out.
+    let mut child = mictlanx(d, &["--uri", &uri, "put", "-", "-b", "cli", "-k", "piped"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&b"streamed".repeat(50_000))
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let out = run(d, &["--uri", &uri, "get", "cli", "piped", "-o", "-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"streamed".repeat(50_000));
+
+    let out = run(d, &["--uri", &uri, "--json", "rm", "cli", "a-txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(json_lines(&out)[0]["n_deletes"].as_i64().unwrap() >= 1);
+    let out = run(d, &["--uri", &uri, "get", "cli", "a-txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+    assert!(
+        !d.join("a-txt").exists(),
+        "no partial file after a failed get"
+    );
+
+    let out = run(d, &["--uri", &uri, "--json", "rm-bucket", "cli"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(d, &["--uri", &uri, "--json", "routers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines(&out)[0]["healthy"], true);
+    rt.block_on(cluster.shutdown());
+}
+
+#[test]
+fn errors_are_one_clear_line_with_the_right_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Usage errors: 2.
+    assert_eq!(run(d, &["put"]).status.code(), Some(2));
+    assert_eq!(run(d, &["frobnicate"]).status.code(), Some(2));
+    // No router configured: says how to get one.
+    let out = run(d, &["ls", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("mictlanx up"), "{}", stderr(&out));
+    // A bad URI.
+    let out = run(d, &["--uri", "http://nope", "ls", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("mictlanx://"), "{}", stderr(&out));
+    // An unreachable router (a port nobody listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("mictlanx://r0@127.0.0.1:{port}/?protocol=http");
+    let out = run(d, &["--uri", &uri, "ls", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    // A missing file.
+    let out = run(d, &["--uri", &uri, "put", "missing.bin", "-b", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("missing.bin"), "{}", stderr(&out));
+    // stdin without a key.
+    let out = run(d, &["--uri", &uri, "put", "-", "-b", "b"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--key"), "{}", stderr(&out));
+}
