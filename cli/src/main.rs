@@ -134,20 +134,9 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn init_tracing() {
-    let filter = std::env::var("MICTLANX_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "warn".to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let _log = mictlanx_server::logging::init("mictlanx-cli", "warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

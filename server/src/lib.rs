@@ -7,6 +7,7 @@
 mod cluster;
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod peer;
 pub mod router;

@@ -96,21 +96,19 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
     mictlanx::size::parse_size(s).map_err(|e| e.to_string())
 }
 
-fn init_tracing() {
-    let filter = std::env::var("MICTLANX_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+/// The log file's name: the component's id.
+fn log_name(command: &Command) -> String {
+    match command {
+        Command::Peer(p) => p.id.clone(),
+        Command::Router(r) => r.id.clone(),
+        Command::Cluster(_) => "cluster".to_string(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let _log = mictlanx_server::logging::init(&log_name(&cli.command), "info");
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 #[test]
 fn cluster_command_serves_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mictlanx-server"))
         .args(["cluster", "--peers", "2", "--port", "0", "--data-dir"])
         .arg(dir.path())
-        .env("MICTLANX_LOG", "warn")
+        .env("MICTLANX_LOG", "info")
+        .env("MICTLANX_LOG_PATH", logs.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -50,6 +52,18 @@ fn cluster_command_serves_then_stops_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
     // The data directory is left for the next start.
     assert!(dir.path().join("peer-0").exists());
+    // Events went to the log directory as JSON lines, one object per line, with names.
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(logs.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            if let Some(e) = v.get("event").and_then(|e| e.as_str()) {
+                events.push(e.to_string());
+            }
+        }
+    }
+    assert!(events.iter().any(|e| e == "SHUTDOWN"), "{events:?}");
 }
 
 #[test]
