@@ -5,7 +5,10 @@ use mictlanx::{Client, ClientBuilder};
 /// A client for `uri` when given, else for the environment (`MICTLANX_URI`,
 /// `MICTLANX_ROUTERS`, `./.env`). With no router anywhere, says how to get one.
 pub fn client(uri: Option<&str>) -> Result<Client, String> {
-    let mut builder = ClientBuilder::from_env().client_id("mictlanx-cli");
+    let mut builder = ClientBuilder::from_env();
+    if std::env::var_os("MICTLANX_CLIENT_ID").is_none() {
+        builder = builder.client_id("mictlanx-cli");
+    }
     if let Some(uri) = uri {
         if uri.contains("://") && !uri.starts_with("mictlanx://") {
             return Err(format!(
