@@ -30,6 +30,8 @@ pub struct DemoConfig {
     pub chunk_size: u64,
     /// No progress bars.
     pub quiet: bool,
+    /// Print the summary as one JSON object (and nothing else on stdout).
+    pub json: bool,
 }
 
 /// Runs the demo; every failure is one line saying what failed.
@@ -40,11 +42,16 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
         .start()
         .await
         .map_err(|e| format!("starting the embedded cluster failed: {e}"))?;
-    println!(
+    let say = |line: String| {
+        if !config.json {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "cluster: router + {} peers on loopback ({})",
         config.peers,
         cluster.uri()
-    );
+    ));
 
     let work = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
     let source = work.path().join("demo-input.bin");
@@ -52,11 +59,11 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
     write_generated_file(&source, config.size)
         .await
         .map_err(|e| format!("writing the generated file failed: {e}"))?;
-    println!(
+    say(format!(
         "file:    {} ({} bytes)",
         format_size(config.size),
         config.size
-    );
+    ));
 
     let client = Client::builder()
         .routers_uri(&cluster.uri())
@@ -74,8 +81,8 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
         .put(PutJob::file("demo", "demo-ball", &source).with_options(options))
         .await
         .map_err(|e| format!("queueing the put failed: {e}"))?;
-    println!("put:     task {put_id} queued");
-    follow(&queue, &put_id, "put", config.quiet).await;
+    say(format!("put:     task {put_id} queued"));
+    follow(&queue, &put_id, "put", config.quiet || config.json).await;
     let put = match queue.wait(&put_id).await {
         Ok(JobOutput::Put(p)) => p,
         Ok(other) => return Err(format!("the put returned {other:?}")),
@@ -88,8 +95,8 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
         .get(GetJob::to_file("demo", "demo-ball", &target))
         .await
         .map_err(|e| format!("queueing the get failed: {e}"))?;
-    println!("get:     task {get_id} queued");
-    follow(&queue, &get_id, "get", config.quiet).await;
+    say(format!("get:     task {get_id} queued"));
+    follow(&queue, &get_id, "get", config.quiet || config.json).await;
     queue
         .wait(&get_id)
         .await
@@ -103,6 +110,41 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
     queue.shutdown().await;
     cluster.shutdown().await;
 
+    let total_secs = started.elapsed().as_secs_f64();
+    if config.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "size": put.size, "chunks": put.num_chunks, "chunk_size": config.chunk_size,
+                "replication_factor": config.replication_factor, "replicas": put.replicas,
+                "sha256": put.full_checksum, "put_seconds": put_secs, "get_seconds": get_secs,
+                "put_mb_per_s": put.size as f64 / put_secs.max(1e-9) / 1e6,
+                "get_mb_per_s": len as f64 / get_secs.max(1e-9) / 1e6,
+                "verified": verified, "total_seconds": total_secs,
+            })
+        );
+    } else {
+        print_summary(&config, &put, put_secs, get_secs, len, verified, total_secs);
+    }
+    if verified {
+        Ok(())
+    } else {
+        Err(format!(
+            "the ball read back differs: sha256 {checksum} ({len} bytes), expected {}",
+            put.full_checksum
+        ))
+    }
+}
+
+fn print_summary(
+    config: &DemoConfig,
+    put: &mictlanx::PutResult,
+    put_secs: f64,
+    get_secs: f64,
+    len: u64,
+    verified: bool,
+    total_secs: f64,
+) {
     println!();
     println!("summary");
     println!(
@@ -128,15 +170,7 @@ pub async fn run(config: DemoConfig) -> Result<(), String> {
     );
     println!("  get         {:.2} s, {}", get_secs, rate(len, get_secs));
     println!("  verified    {}", if verified { "yes" } else { "NO" });
-    println!("  total       {:.2} s", started.elapsed().as_secs_f64());
-    if verified {
-        Ok(())
-    } else {
-        Err(format!(
-            "the ball read back differs: sha256 {checksum} ({len} bytes), expected {}",
-            put.full_checksum
-        ))
-    }
+    println!("  total       {total_secs:.2} s");
 }
 
 fn rate(bytes: u64, secs: f64) -> String {

@@ -172,6 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 replication_factor: rf,
                 chunk_size,
                 quiet: cli.quiet,
+                json: cli.json,
             })
             .await
         }
@@ -179,7 +180,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             peers,
             port,
             data_dir,
-        } => up::up(peers, port, data_dir).await,
+        } => up::up(peers, port, data_dir, out).await,
         Command::Put {
             paths,
             recursive,
@@ -264,6 +265,7 @@ mod tests {
                 replication_factor: 2,
                 chunk_size: 1_000_000,
                 quiet: true,
+                json: false,
             };
             tokio::time::timeout(std::time::Duration::from_secs(120), demo::run(config))
                 .await

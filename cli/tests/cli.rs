@@ -170,3 +170,63 @@ fn errors_are_one_clear_line_with_the_right_exit_code() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--key"), "{}", stderr(&out));
 }
+
+#[test]
+fn up_prints_a_uri_that_works_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut child = mictlanx(
+        d,
+        &[
+            "--json",
+            "up",
+            "--peers",
+            "2",
+            "--port",
+            "0",
+            "--data-dir",
+            "data",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let uri = started["uri"].as_str().unwrap().to_string();
+    std::fs::write(d.join("f.txt"), b"persisted").unwrap();
+    let out = run(d, &["--uri", &uri, "put", "f.txt", "-b", "up"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Configuration from a .env file in the working directory.
+    std::fs::write(d.join(".env"), format!("MICTLANX_URI={uri}\n")).unwrap();
+    let out = run(d, &["--json", "ls", "up"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines(&out)[0]["ball_id"], "f-txt");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        d.join("data/peer-0").exists(),
+        "data kept for the next `up`"
+    );
+}

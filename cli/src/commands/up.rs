@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use mictlanx_server::LocalCluster;
 
+use crate::output::Output;
+
 /// Runs a router and `peers` peers until Ctrl-C or SIGTERM.
-pub async fn up(peers: usize, port: u16, data_dir: PathBuf) -> Result<(), String> {
+pub async fn up(peers: usize, port: u16, data_dir: PathBuf, out: Output) -> Result<(), String> {
     let cluster = LocalCluster::builder()
         .peers(peers)
         .router_port(port)
@@ -13,7 +15,11 @@ pub async fn up(peers: usize, port: u16, data_dir: PathBuf) -> Result<(), String
         .start()
         .await
         .map_err(|e| format!("starting the local cluster failed: {e}"))?;
-    println!("export MICTLANX_URI='{}'", cluster.uri());
+    let uri = cluster.uri();
+    out.emit(
+        serde_json::json!({"uri": uri, "peers": peers, "data_dir": data_dir}),
+        || format!("export MICTLANX_URI='{uri}'"),
+    );
     eprintln!(
         "router + {peers} peers up, data in {}; Ctrl-C to stop",
         data_dir.display()
