@@ -560,15 +560,31 @@ async fn disable_and_lb_choice_do_not_matter_for_correctness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_put_cleans_up_in_the_background() {
+    // The announcement of chunk 2 is held until the test releases it: the put is dropped
+    // while it waits, at a known point (chunks 0 and 1 stored), whatever the machine's load.
+    let held = Arc::new(tokio::sync::Notify::new());
+    let cleaned = Arc::new(tokio::sync::Notify::new());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let (h, cl) = (Arc::clone(&held), Arc::clone(&cleaned));
     let router = FakeRouter::start(
         1,
-        faults(|req, _| {
-            let slow = req.method == "POST"
+        faults(move |req, _| {
+            let announce_k2 = req.method == "POST"
                 && req.path == "/api/v4/buckets/b/metadata"
                 && String::from_utf8_lossy(&req.body).contains("\"key\":\"k_2\"");
-            if slow {
-                // Holds this connection's worker; the test drops the put meanwhile.
-                std::thread::sleep(Duration::from_millis(400));
+            if announce_k2 {
+                h.notify_one();
+                // Blocks this connection's handler only; the runtime keeps going.
+                tokio::task::block_in_place(|| {
+                    let _ = released
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(20));
+                });
+            }
+            if req.method == "DELETE" && req.path == "/api/v4/buckets/b/bid/k" {
+                cl.notify_one();
             }
             None
         }),
@@ -583,19 +599,34 @@ async fn a_dropped_put_cleans_up_in_the_background() {
             .with_chunk_size(10)
             .with_max_concurrency(1),
     );
-    assert!(tokio::time::timeout(Duration::from_millis(150), put)
-        .await
-        .is_err());
-    for _ in 0..100 {
-        if router.server.count("DELETE", "/api/v4/buckets/b/bid/k") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let bounded = |what: &'static str, f| async move {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {what}"))
+    };
+    // Dropping the put (the losing branch) while chunk 2 is held.
+    tokio::select! {
+        r = put => panic!("the put cannot end while chunk 2 is held: {r:?}"),
+        () = bounded("chunk 2 announced", held.notified()) => {}
     }
+    bounded("background cleanup", cleaned.notified()).await;
     assert_eq!(router.server.count("DELETE", "/api/v4/buckets/b/bid/k"), 1);
-    // Let the request that was in flight when the put was dropped finish: the server may
-    // still create that one key (nothing on the client can stop it), never the others.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let left = router.keys("b");
-    assert!(left.iter().all(|k| k == "k_2"), "{left:?}");
+    // The fault script sees the delete before the store applies it: wait for chunks 0 and 1
+    // to be gone before letting chunk 2's announcement through.
+    let keys_become = |want: &'static [&'static str]| {
+        let router = &router;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while router.keys("b") != want && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    keys_become(&[]).await;
+    assert!(router.keys("b").is_empty(), "{:?}", router.keys("b"));
+    // The request in flight when the put was dropped goes on: the server may still create
+    // that one key (nothing on the client can stop it), never the others.
+    release.send(()).unwrap();
+    keys_become(&["k_2"]).await;
+    assert_eq!(router.keys("b"), ["k_2"]);
 }

@@ -99,19 +99,12 @@ async fn round_trip(s: &Setup, bucket: &str, ball: &str, rules: &[(Arc<Rule>, us
     }
     let injected = rules.iter().map(|(_, n)| *n).sum::<usize>();
     assert_eq!(s.proxy.faults_injected(), injected, "{:#?}", s.proxy.log());
-    // Once the faults are spent the proxy is transparent: a second read needs no retry.
-    let m = s.client.metrics();
-    let retries = m.routers[0].retries;
-    assert_eq!(
-        s.client
-            .get_bytes(bucket, ball)
-            .await
-            .expect("clean read")
-            .data,
-        bytes
-    );
-    assert_eq!(s.client.metrics().routers[0].retries, retries);
-    assert_eq!(m.retries_denied, 0);
+    let retries = s.client.metrics().routers[0].retries;
+    // Once the faults are spent the proxy is transparent.
+    let again = s.client.get_bytes(bucket, ball).await.expect("clean read");
+    assert!(again.data == bytes, "the second read differs");
+    assert_eq!(s.proxy.faults_injected(), injected);
+    assert_eq!(s.client.metrics().retries_denied, 0);
     retries
 }
 
@@ -193,8 +186,19 @@ async fn slow_answers_wait_and_answers_past_the_timeout_are_retried() {
         (p.push(Rule::when(is_get_data, long).skip(4).times(1)), 1),
     ];
     let retries = round_trip(&s, "slow", "ball", &rules).await;
-    // Only the two that passed the timeout failed.
-    assert_eq!(retries, 2);
+    // The two attempts that outlived the timeout were given up and made again (a loaded
+    // machine may add more; the short delays alone need none).
+    assert!(retries >= 2, "{retries} retries");
+    let log = s.proxy.log();
+    let late_read = log
+        .iter()
+        .find(|r| r.fault == Some(long) && is_get_data(&r.method, &r.path))
+        .expect("a read was held past the timeout");
+    let reads_of_it = log.iter().filter(|r| r.path == late_read.path).count();
+    // The late attempt, its retry, and the clean second read.
+    assert!(reads_of_it >= 3, "{log:#?}");
+    // Six chunks, and the one whose upload came too late, once more.
+    assert!(s.proxy.count(is_upload) >= 7, "{log:#?}");
 }
 
 #[tokio::test]

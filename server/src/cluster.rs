@@ -181,7 +181,7 @@ impl LocalClusterBuilder {
             _tempdir: tempdir,
         };
         let port = cluster.builder.router_port;
-        let router = cluster.start_router(port).await?;
+        let router = cluster.start_router("router-0".to_string(), port).await?;
         cluster.routers.push(router);
         cluster.wait_ready(0).await?;
         Ok(cluster)
@@ -321,7 +321,9 @@ impl LocalCluster {
     ///
     /// [`ClusterError`] when it cannot start or does not see the running peers.
     pub async fn add_router(&mut self) -> Result<String, ClusterError> {
-        let router = self.start_router(0).await?;
+        let router = self
+            .start_router(format!("router-{}", self.routers.len()), 0)
+            .await?;
         let url = format!("http://{}", router.addr);
         self.routers.push(router);
         self.wait_ready(self.routers.len() - 1).await?;
@@ -360,7 +362,7 @@ impl LocalCluster {
         if let Some(handle) = old.handle {
             handle.shutdown().await;
         }
-        let router = self.start_router(port).await?;
+        let router = self.start_router(old.id, port).await?;
         self.routers.insert(index, router);
         self.wait_ready(index).await
     }
@@ -379,8 +381,7 @@ impl LocalCluster {
         }
     }
 
-    async fn start_router(&self, port: u16) -> Result<RouterSlot, ClusterError> {
-        let id = format!("router-{}", self.routers.len());
+    async fn start_router(&self, id: String, port: u16) -> Result<RouterSlot, ClusterError> {
         let peers = self
             .peers
             .iter()

@@ -64,6 +64,13 @@ async fn cluster_starts_and_survives_member_restarts() {
         .is_err());
     cluster.restart_router(0).await.unwrap();
     assert_eq!(health(&client, &cluster.router_url()).await["peers_up"], 3);
+    // A restarted router keeps its id: the URI names each router once.
+    let ids: Vec<_> = mictlanx::uri::parse_routers(&cluster.uri())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, [Some("router-0".into()), Some("router-1".into())]);
     assert!(cluster.kill_peer(7).await.is_err());
     cluster.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! Test support: a scripted HTTP/1.1 server on loopback, and a fake MictlanX router on it
-//! whose every answer can be overridden by a fault script.
+//! Test support: a scripted HTTP/1.1 server on loopback, a fake MictlanX router on it whose
+//! every answer can be overridden by a fault script, and a fault-injecting proxy to put in
+//! front of a real router ([`proxy`]).
 //!
 //! The server binds `127.0.0.1:0`, answers one request per connection (`Connection: close`),
 //! records every request, and stops when dropped. It understands `Content-Length` bodies,
