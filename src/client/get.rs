@@ -62,7 +62,7 @@ impl Client {
     /// # Errors
     ///
     /// As [`get_bytes`](Self::get_bytes), or a cancelled error (see
-    /// [`is_cancelled`](crate::is_cancelled)).
+    /// [`Error::is_cancelled`](crate::Error::is_cancelled)).
     pub async fn get_bytes_opts(
         &self,
         bucket: &str,

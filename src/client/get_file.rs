@@ -61,7 +61,7 @@ impl Client {
     /// # Errors
     ///
     /// As [`get_to_file`](Self::get_to_file), or a cancelled error (see
-    /// [`is_cancelled`](crate::is_cancelled)).
+    /// [`Error::is_cancelled`](crate::Error::is_cancelled)).
     pub async fn get_to_file_opts(
         &self,
         bucket: &str,

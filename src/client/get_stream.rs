@@ -78,7 +78,7 @@ impl Client {
     }
 
     /// [`get_stream`](Self::get_stream) with options: chunks fetched ahead, cancellation
-    /// (yields a cancelled error, see [`is_cancelled`](crate::is_cancelled)), progress.
+    /// (yields a cancelled error, see [`Error::is_cancelled`](crate::Error::is_cancelled)), progress.
     pub fn get_stream_opts(
         &self,
         bucket: &str,

@@ -50,6 +50,33 @@ impl Hooks {
     }
 }
 
+/// The methods of the hook fields (`cancel`, `progress`) that every transfer's options
+/// carry as public fields: the same setters on each options type, and their [`Hooks`].
+macro_rules! hook_methods {
+    () => {
+        /// Sets the cancellation token.
+        #[must_use]
+        pub fn with_cancel(mut self, token: CancellationToken) -> Self {
+            self.cancel = Some(token);
+            self
+        }
+
+        /// Sets the progress callback.
+        #[must_use]
+        pub fn with_progress(mut self, progress: ProgressFn) -> Self {
+            self.progress = Some(progress);
+            self
+        }
+
+        pub(crate) fn hooks(&self) -> Hooks {
+            Hooks {
+                cancel: self.cancel.clone(),
+                progress: self.progress.clone(),
+            }
+        }
+    };
+}
+
 fn debug_hooks(
     f: &mut fmt::DebugStruct<'_, '_>,
     cancel: &Option<CancellationToken>,
@@ -152,26 +179,7 @@ impl PutOptions {
         self
     }
 
-    /// Sets the cancellation token.
-    #[must_use]
-    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
-        self.cancel = Some(token);
-        self
-    }
-
-    /// Sets the progress callback.
-    #[must_use]
-    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
-        self.progress = Some(progress);
-        self
-    }
-
-    pub(crate) fn hooks(&self) -> Hooks {
-        Hooks {
-            cancel: self.cancel.clone(),
-            progress: self.progress.clone(),
-        }
-    }
+    hook_methods!();
 }
 
 impl fmt::Debug for PutOptions {
@@ -217,26 +225,7 @@ impl GetOptions {
         self
     }
 
-    /// Sets the cancellation token.
-    #[must_use]
-    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
-        self.cancel = Some(token);
-        self
-    }
-
-    /// Sets the progress callback.
-    #[must_use]
-    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
-        self.progress = Some(progress);
-        self
-    }
-
-    pub(crate) fn hooks(&self) -> Hooks {
-        Hooks {
-            cancel: self.cancel.clone(),
-            progress: self.progress.clone(),
-        }
-    }
+    hook_methods!();
 }
 
 impl fmt::Debug for GetOptions {

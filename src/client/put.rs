@@ -22,7 +22,7 @@ use super::retry::{self, CallSpec};
 use super::source::{spool, ChunkSource};
 use super::tags::{chunk_tags, now_ms, ChunkFacts};
 use super::{cancelled, digest, paths, Client, Inner};
-use crate::checksum::{digest_file, BallHasher};
+use crate::checksum::{digest_file, BallDigest, BallHasher};
 use crate::chunking::{ChunkPlan, ChunkRange};
 use crate::id::{chunk_key, validate, IdKind};
 use crate::model::{
@@ -45,6 +45,26 @@ struct BallPlan {
     /// Per-chunk checksums when known up front; otherwise computed as each chunk is read.
     chunk_checksums: Option<Vec<String>>,
     source: ChunkSource,
+}
+
+impl BallPlan {
+    /// A ball hashed in full before its upload: its checksum and every chunk's are known.
+    fn hashed(
+        bucket: String,
+        ball_id: String,
+        plan: ChunkPlan,
+        digest: BallDigest,
+        source: ChunkSource,
+    ) -> Self {
+        Self {
+            bucket,
+            ball_id,
+            plan,
+            full_checksum: digest.full_checksum,
+            chunk_checksums: Some(digest.chunk_checksums),
+            source,
+        }
+    }
 }
 
 /// What the chunks of one put have done so far, shared by its uploads.
@@ -86,7 +106,7 @@ impl Client {
     /// [`Error::InvalidId`] for a refused id; [`Error::MaxAvailabilityReached`] when the
     /// router cannot place the replicas (fewer healthy peers than the replication factor,
     /// or the key already stored with other content); the last error of a chunk that failed
-    /// after its retries; a cancelled put's error (see [`is_cancelled`](crate::is_cancelled)).
+    /// after its retries; a cancelled put's error (see [`Error::is_cancelled`](crate::Error::is_cancelled)).
     /// On any failure, what this put stored is deleted (best effort).
     ///
     /// # Examples
@@ -121,14 +141,13 @@ impl Client {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("hashing task failed: {e}"))))??;
-        let ball = BallPlan {
+        let ball = BallPlan::hashed(
             bucket,
             ball_id,
             plan,
-            full_checksum: ball_digest.full_checksum,
-            chunk_checksums: Some(ball_digest.chunk_checksums),
-            source: ChunkSource::Memory(data),
-        };
+            ball_digest,
+            ChunkSource::Memory(data),
+        );
         self.inner.put_ball(ball, &opts).await
     }
 
@@ -170,14 +189,7 @@ impl Client {
         let path = path.as_ref().to_path_buf();
         let ball_digest = digest_file(&path, |len| ChunkPlan::file(len, chunk_size)).await?;
         let plan = ChunkPlan::file(ball_digest.total_len, chunk_size)?;
-        let ball = BallPlan {
-            bucket,
-            ball_id,
-            plan,
-            full_checksum: ball_digest.full_checksum,
-            chunk_checksums: Some(ball_digest.chunk_checksums),
-            source: ChunkSource::File(path),
-        };
+        let ball = BallPlan::hashed(bucket, ball_id, plan, ball_digest, ChunkSource::File(path));
         self.inner.put_ball(ball, &opts).await
     }
 

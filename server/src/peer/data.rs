@@ -12,8 +12,8 @@ use mictlanx::model::{
     DeletedByBallIdResponse, DeletedByKeyResponse, PeerPutChunkedResponse, DEFAULT_CONTENT_TYPE,
 };
 
-use super::input;
 use super::state::PeerState;
+use super::{elapsed_ms, input};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::storage::{StoreError, StoredObject};
 
@@ -22,11 +22,6 @@ pub(crate) const N_DELETES: HeaderName = HeaderName::from_static("n-deletes");
 /// Response header with the SHA-256 the peer computed for the object (routers verify
 /// replicas with it).
 pub(crate) const SHA256_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-sha256");
-
-/// Milliseconds since `started`, for the `response_time` log field.
-fn millis(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
 
 /// Streams a body into the store and logs the outcome.
 async fn store_upload<S, E>(
@@ -50,7 +45,7 @@ where
                 size = stored.size,
                 verified = stored.verified,
                 replaced = stored.replaced,
-                response_time = millis(started),
+                response_time = elapsed_ms(started),
             );
             Ok(stored)
         }
@@ -152,7 +147,7 @@ pub(crate) async fn get(
         key,
         size = rec.stored_size,
         range = ?read.range.map(|r| (r.start, r.end)),
-        response_time = millis(started),
+        response_time = elapsed_ms(started),
     );
     let content_type = HeaderValue::from_str(&rec.metadata.content_type)
         .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
@@ -201,7 +196,7 @@ pub(crate) async fn delete_key(
         bucket_id,
         key,
         n_deletes = n,
-        response_time = millis(started),
+        response_time = elapsed_ms(started),
     );
     if n == 0 {
         let e = ApiError::not_found(format!("{bucket_id}@{key} not found"));
@@ -228,7 +223,7 @@ pub(crate) async fn delete_ball(
         bucket_id,
         ball_id,
         n_deletes = n,
-        response_time = millis(started),
+        response_time = elapsed_ms(started),
     );
     let body = DeletedByBallIdResponse {
         n_deletes: i64::try_from(n).unwrap_or(i64::MAX),

@@ -11,17 +11,13 @@ use mictlanx::model::{
     PeerPutMetadataResponse, SizeByKey,
 };
 
-use super::input;
 use super::state::PeerState;
+use super::{elapsed_ms, input};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::storage::{KeyState, NewPut};
 
 /// Response header telling whether metadata is of a committed or a pending key.
 pub(crate) const STATE_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-state");
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
 
 /// PM1 `POST /api/v4/buckets/{bucket_id}/metadata`.
 pub(crate) async fn put(

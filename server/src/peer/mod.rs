@@ -1,5 +1,5 @@
 //! The storage peer: the HTTP API of MictlanX peers (server reference §4) over a
-//! [`Store`](crate::storage::Store).
+//! [`Store`].
 //!
 //! [`start`] is the one entry point the binary and `LocalCluster` use; [`app`] builds the
 //! router alone, for tests that drive it without a socket.
@@ -24,6 +24,7 @@ mod sweeper;
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
@@ -81,6 +82,11 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
     sweeper::spawn(store.downgrade(), handle.stop_token());
     tracing::info!(event = "PEER.STARTED", peer_id = %config.id, addr = %handle.addr(), data_dir = %config.data_dir.display());
     Ok(handle)
+}
+
+/// Milliseconds since `started`, for the `response_time` log field and `service_time`.
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// 405 in our error shape (axum's own has an empty body).

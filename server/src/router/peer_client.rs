@@ -17,7 +17,7 @@ use mictlanx::model::{
     UfsResponse,
 };
 use reqwest::header::HeaderValue;
-use reqwest::{RequestBuilder, Response};
+use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
 use super::headers::{flag_value, FORCE, N_DELETES, TASK_ID, UPDATE, X_STATE};
@@ -184,6 +184,13 @@ impl PeerClient {
         format!("{}{path}", peer.base_url)
     }
 
+    /// A small call to `path` on `peer`, bounded by the call timeout.
+    fn call(&self, method: Method, peer: &PeerView, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, Self::url(peer, path))
+            .timeout(self.call_timeout)
+    }
+
     async fn send(
         peer: &PeerView,
         what: &'static str,
@@ -192,6 +199,16 @@ impl PeerClient {
         req.send()
             .await
             .map_err(|e| PeerError::from_reqwest(&peer.id, what, e))
+    }
+
+    /// [`send`](Self::send), with `None` for a 404: the peer does not hold what was asked.
+    async fn send_found(
+        peer: &PeerView,
+        what: &'static str,
+        req: RequestBuilder,
+    ) -> Result<Option<Response>, PeerError> {
+        let resp = Self::send(peer, what, req).await?;
+        Ok((resp.status() != StatusCode::NOT_FOUND).then_some(resp))
     }
 
     /// Turns a non-2xx answer into [`PeerError::Status`], reading a bounded error body.
@@ -246,18 +263,24 @@ impl PeerClient {
         })
     }
 
+    /// Sends `req` and reads a 2xx answer as JSON (an error status becomes
+    /// [`PeerError::Status`]).
+    async fn send_json<T: DeserializeOwned>(
+        peer: &PeerView,
+        what: &'static str,
+        req: RequestBuilder,
+    ) -> Result<T, PeerError> {
+        let resp = Self::send(peer, what, req).await?;
+        Self::json(peer, what, resp).await
+    }
+
     async fn get_json<T: DeserializeOwned>(
         &self,
         peer: &PeerView,
         what: &'static str,
         path: &str,
     ) -> Result<T, PeerError> {
-        let req = self
-            .http
-            .get(Self::url(peer, path))
-            .timeout(self.call_timeout);
-        let resp = Self::send(peer, what, req).await?;
-        Self::json(peer, what, resp).await
+        Self::send_json(peer, what, self.call(Method::GET, peer, path)).await
     }
 
     /// PS2: the probe.
@@ -266,8 +289,7 @@ impl PeerClient {
             .http
             .get(Self::url(peer, "/api/v4/stats/ufs"))
             .timeout(self.probe_timeout);
-        let resp = Self::send(peer, "probe", req).await?;
-        Self::json(peer, "probe", resp).await
+        Self::send_json(peer, "probe", req).await
     }
 
     /// PM1: announces an object; the peer creates its pending upload under `task_id`.
@@ -285,18 +307,16 @@ impl PeerClient {
             reason: format!("cannot encode the request: {e}"),
         })?;
         let req = self
-            .http
-            .post(Self::url(
+            .call(
+                Method::POST,
                 peer,
                 &format!("/api/v4/buckets/{bucket}/metadata"),
-            ))
-            .timeout(self.call_timeout)
+            )
             .header(TASK_ID, task_id)
             .header(UPDATE, flag_value(update))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(json);
-        let resp = Self::send(peer, "put-metadata", req).await?;
-        Self::json(peer, "put-metadata", resp).await
+        Self::send_json(peer, "put-metadata", req).await
     }
 
     /// PD2: streams the bytes of a pending upload.
@@ -314,8 +334,7 @@ impl PeerClient {
             ))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
-        let resp = Self::send(peer, "upload", req).await?;
-        Self::json(peer, "upload", resp).await
+        Self::send_json(peer, "upload", req).await
     }
 
     /// PD3: starts a data read; the caller streams the body. Non-2xx answers are errors.
@@ -351,17 +370,14 @@ impl PeerClient {
         key: &str,
     ) -> Result<Option<(GetMetadataResponse, bool)>, PeerError> {
         let what = "metadata";
-        let req = self
-            .http
-            .get(Self::url(
-                peer,
-                &format!("/api/v4/buckets/{bucket}/metadata/{key}"),
-            ))
-            .timeout(self.call_timeout);
-        let resp = Self::send(peer, what, req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let req = self.call(
+            Method::GET,
+            peer,
+            &format!("/api/v4/buckets/{bucket}/metadata/{key}"),
+        );
+        let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(None);
-        }
+        };
         let pending = resp
             .headers()
             .get(X_STATE)
@@ -391,18 +407,15 @@ impl PeerClient {
         ball: &str,
     ) -> Result<Option<GroupedBallResponse>, PeerError> {
         let what = "ball-listing";
-        let req = self
-            .http
-            .get(Self::url(
-                peer,
-                &format!("/api/v4/buckets/{bucket}/metadata/{ball}/group"),
-            ))
-            .timeout(self.call_timeout);
-        let resp = Self::send(peer, what, req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+        let req = self.call(
+            Method::GET,
+            peer,
+            &format!("/api/v4/buckets/{bucket}/metadata/{ball}/group"),
+        );
+        match Self::send_found(peer, what, req).await? {
+            Some(resp) => Self::json(peer, what, resp).await.map(Some),
+            None => Ok(None),
         }
-        Self::json(peer, what, resp).await.map(Some)
     }
 
     /// PM6: the size of a key on this peer (0 when absent).
@@ -439,14 +452,15 @@ impl PeerClient {
     ) -> Result<Option<i64>, PeerError> {
         let what = "delete";
         let req = self
-            .http
-            .delete(Self::url(peer, &format!("/api/v4/buckets/{bucket}/{key}")))
-            .timeout(self.call_timeout)
+            .call(
+                Method::DELETE,
+                peer,
+                &format!("/api/v4/buckets/{bucket}/{key}"),
+            )
             .header(FORCE, flag_value(force));
-        let resp = Self::send(peer, what, req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(None);
-        }
+        };
         let resp = Self::check(peer, what, resp).await?;
         Ok(Some(Self::n_deletes(&resp)))
     }
@@ -461,17 +475,15 @@ impl PeerClient {
     ) -> Result<i64, PeerError> {
         let what = "delete-ball";
         let req = self
-            .http
-            .delete(Self::url(
+            .call(
+                Method::DELETE,
                 peer,
                 &format!("/api/v4/buckets/{bucket}/bid/{ball}"),
-            ))
-            .timeout(self.call_timeout)
+            )
             .header(FORCE, flag_value(force));
-        let resp = Self::send(peer, what, req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(0);
-        }
+        };
         let resp = Self::check(peer, what, resp).await?;
         Ok(Self::n_deletes(&resp).max(0))
     }
@@ -484,17 +496,14 @@ impl PeerClient {
         key: &str,
     ) -> Result<bool, PeerError> {
         let what = "disable";
-        let req = self
-            .http
-            .post(Self::url(
-                peer,
-                &format!("/api/v4/buckets/{bucket}/{key}/disable"),
-            ))
-            .timeout(self.call_timeout);
-        let resp = Self::send(peer, what, req).await?;
-        if resp.status() == StatusCode::NOT_FOUND {
+        let req = self.call(
+            Method::POST,
+            peer,
+            &format!("/api/v4/buckets/{bucket}/{key}/disable"),
+        );
+        let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(false);
-        }
+        };
         Self::check(peer, what, resp).await.map(|_| true)
     }
 

@@ -1,5 +1,6 @@
 //! The router's shared state: cheap handles to its parts, one per job.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,32 @@ impl RouterState {
         if e.is_connect_failure() {
             self.peers.mark_down(e.peer(), &e.to_string());
         }
+    }
+
+    /// Calls every peer of `peers` at once, then hands each answer to `on_answer` in the
+    /// order of `peers`; each failed call is noted ([`note_failure`](Self::note_failure))
+    /// and returned instead, in the same order.
+    pub(crate) async fn ask_each<'p, T, Fut>(
+        &self,
+        peers: &'p [PeerView],
+        call: impl FnMut(&'p PeerView) -> Fut,
+        mut on_answer: impl FnMut(&'p PeerView, T),
+    ) -> Vec<PeerError>
+    where
+        Fut: Future<Output = Result<T, PeerError>>,
+    {
+        let answers = futures::future::join_all(peers.iter().map(call)).await;
+        let mut errors = Vec::new();
+        for (peer, answer) in peers.iter().zip(answers) {
+            match answer {
+                Ok(value) => on_answer(peer, value),
+                Err(e) => {
+                    self.note_failure(&e);
+                    errors.push(e);
+                }
+            }
+        }
+        errors
     }
 
     /// The healthy peers; 503 when there are none.

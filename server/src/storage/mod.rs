@@ -1,14 +1,14 @@
 //! Peer storage: durable, crash-safe objects on the local disk.
 //!
-//! A [`Store`] combines blob files ([`files`]: `tmp/` and `objects/`) with an embedded redb
-//! database of metadata ([`meta`]), and keeps capacity accounts in memory ([`usage`]).
+//! A [`Store`] combines blob files (`files`: `tmp/` and `objects/`) with an embedded redb
+//! database of metadata (`meta`), and keeps capacity accounts in memory (`usage`).
 //!
 //! # Durability contract
 //!
 //! An upload streams into `tmp/` while its SHA-256 is computed; the file is fsynced, renamed
 //! into `objects/` under a fresh name, the directory is fsynced, and only then is the metadata
 //! committed, in one transaction that also removes the pending record. A crash at any point
-//! leaves the old state or the new one: at open, [`recovery`] deletes `tmp/`, deletes object
+//! leaves the old state or the new one: at open, `recovery` deletes `tmp/`, deletes object
 //! files no record references, and drops records whose file is missing or has the wrong
 //! length.
 //!

@@ -1,7 +1,7 @@
 //! Read-only lookups and listings of committed and pending keys.
 
 use mictlanx::model::Metadata;
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::meta::{
     bucket_range, decode, get_object, get_pending_of_key, object_key, ObjectRecord, PendingRecord,
@@ -28,19 +28,8 @@ impl Store {
     /// Internal errors only.
     pub async fn key_state(&self, bucket_id: &str, key: &str) -> Result<KeyState, StoreError> {
         let db_key = object_key(bucket_id, key);
-        self.blocking(move |s| {
-            let txn = s.db().begin_read()?;
-            if let Some(obj) = get_object(&txn.open_table(OBJECTS)?, &db_key)? {
-                return Ok(KeyState::Committed(obj));
-            }
-            let by_key = txn.open_table(PENDING_BY_KEY)?;
-            let pending = txn.open_table(PENDING)?;
-            Ok(match get_pending_of_key(&by_key, &pending, &db_key)? {
-                Some((_, rec)) => KeyState::Pending(rec),
-                None => KeyState::Absent,
-            })
-        })
-        .await
+        self.blocking(move |s| key_state_in(&s.db().begin_read()?, &db_key))
+            .await
     }
 
     /// Committed objects of a bucket, ordered by key (disabled ones included).
@@ -128,6 +117,19 @@ impl Store {
         })
         .await
     }
+}
+
+/// The state of the key `db_key` in the snapshot `txn`.
+pub(super) fn key_state_in(txn: &ReadTransaction, db_key: &str) -> Result<KeyState, StoreError> {
+    if let Some(obj) = get_object(&txn.open_table(OBJECTS)?, db_key)? {
+        return Ok(KeyState::Committed(obj));
+    }
+    let by_key = txn.open_table(PENDING_BY_KEY)?;
+    let pending = txn.open_table(PENDING)?;
+    Ok(match get_pending_of_key(&by_key, &pending, db_key)? {
+        Some((_, rec)) => KeyState::Pending(rec),
+        None => KeyState::Absent,
+    })
 }
 
 #[cfg(test)]

@@ -16,9 +16,8 @@ use futures::Stream;
 use mictlanx::checksum::{Sha256Stream, FILE_BUFFER_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::meta::{
-    get_object, get_pending_of_key, object_key, ObjectRecord, OBJECTS, PENDING, PENDING_BY_KEY,
-};
+use super::meta::{object_key, ObjectRecord};
+use super::query::{key_state_in, KeyState};
 use super::range::{ByteRange, RangeSpec};
 use super::{Store, StoreError};
 
@@ -113,22 +112,15 @@ impl Store {
         let mut attempt = 0;
         let (record, mut file) = loop {
             attempt += 1;
-            let record = {
-                let txn = self.db().begin_read()?;
-                match get_object(&txn.open_table(OBJECTS)?, &db_key)? {
-                    Some(r) => r,
-                    None => {
-                        let by_key = txn.open_table(PENDING_BY_KEY)?;
-                        let pending = txn.open_table(PENDING)?;
-                        return Err(match get_pending_of_key(&by_key, &pending, &db_key)? {
-                            Some(_) => StoreError::Pending {
-                                bucket_id: bucket_id.to_string(),
-                                key: key.to_string(),
-                            },
-                            None => not_found(),
-                        });
-                    }
+            let record = match key_state_in(&self.db().begin_read()?, &db_key)? {
+                KeyState::Committed(r) => r,
+                KeyState::Pending(_) => {
+                    return Err(StoreError::Pending {
+                        bucket_id: bucket_id.to_string(),
+                        key: key.to_string(),
+                    })
                 }
+                KeyState::Absent => return Err(not_found()),
             };
             if record.metadata.is_disabled {
                 return Err(StoreError::Disabled {

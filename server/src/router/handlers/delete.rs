@@ -48,31 +48,23 @@ pub(crate) async fn delete_key_in(
         .into_iter()
         .filter(|id| !peers.iter().any(|p| &p.id == id))
         .collect();
-    let answers = futures::future::join_all(
-        peers
-            .iter()
-            .map(|p| st.client.delete(p, &bucket, &key, force)),
-    )
-    .await;
     let mut n_deletes = 0i64;
     let mut deleted = Vec::new();
     let mut settled = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, answer) in peers.iter().zip(answers) {
-        match answer {
-            Ok(Some(n)) => {
-                // A peer that does not send `n-deletes` still deleted one replica.
-                n_deletes += if n >= 0 { n } else { 1 };
-                deleted.push(peer.id.clone());
+    let errors = st
+        .ask_each(
+            &peers,
+            |p| st.client.delete(p, &bucket, &key, force),
+            |peer, answer| {
+                if let Some(n) = answer {
+                    // A peer that does not send `n-deletes` still deleted one replica.
+                    n_deletes += if n >= 0 { n } else { 1 };
+                    deleted.push(peer.id.clone());
+                }
                 settled.push(peer.id.clone());
-            }
-            Ok(None) => settled.push(peer.id.clone()),
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+            },
+        )
+        .await;
     st.replicas.remove_peer(&bucket, &key, &settled);
     if deleted.is_empty() {
         if errors.is_empty() {
@@ -110,23 +102,14 @@ pub(crate) async fn delete_ball(
     let ball = validate(IdKind::Ball, &ball)?;
     let force = flag(&headers, FORCE, true);
     let peers = st.require_healthy()?;
-    let answers = futures::future::join_all(
-        peers
-            .iter()
-            .map(|p| delete_ball_on(&st, p, &bucket, &ball, force)),
-    )
-    .await;
     let mut n_deletes = 0i64;
-    let mut errors = Vec::new();
-    for answer in answers {
-        match answer {
-            Ok(n) => n_deletes += n,
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+    let errors = st
+        .ask_each(
+            &peers,
+            |p| delete_ball_on(&st, p, &bucket, &ball, force),
+            |_, n| n_deletes += n,
+        )
+        .await;
     if errors.len() == peers.len() {
         return Err(all_refused(
             &format!("No peer deleted {bucket}@{ball}"),
@@ -191,21 +174,20 @@ pub(crate) async fn disable_in(
         .into_iter()
         .partition(|id| st.peers.view(id).is_some_and(|p| p.up));
     let replicas: Vec<PeerView> = replicas.iter().filter_map(|id| st.peers.view(id)).collect();
-    let answers =
-        futures::future::join_all(replicas.iter().map(|p| st.client.disable(p, &bucket, &key)))
-            .await;
     let mut disabled = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, answer) in replicas.iter().zip(answers) {
-        match answer {
-            Ok(true) => disabled.push(peer.id.clone()),
-            Ok(false) => st.replicas.remove_peer(&bucket, &key, &[peer.id.as_str()]),
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+    let errors = st
+        .ask_each(
+            &replicas,
+            |p| st.client.disable(p, &bucket, &key),
+            |peer, had_it| {
+                if had_it {
+                    disabled.push(peer.id.clone());
+                } else {
+                    st.replicas.remove_peer(&bucket, &key, &[peer.id.as_str()]);
+                }
+            },
+        )
+        .await;
     if disabled.is_empty() {
         if errors.is_empty() && down.is_empty() {
             return Err(ApiError::not_found(format!("{bucket}@{key} not found")));

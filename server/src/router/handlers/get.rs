@@ -91,15 +91,14 @@ async fn sizes_in(st: &RouterState, bucket: &str, key: &str) -> Result<Vec<SizeB
         .filter_map(|id| st.peers.view(id))
         .filter(|p| p.up)
         .collect();
-    let answers =
-        futures::future::join_all(peers.iter().map(|p| st.client.size(p, &bucket, &key))).await;
     let mut out = Vec::new();
-    for answer in answers {
-        match answer {
-            Ok(size) => out.push(size),
-            Err(e) => st.note_failure(&e),
-        }
-    }
+    // Peers that fail are left out; the failures are only noted.
+    st.ask_each(
+        &peers,
+        |p| st.client.size(p, &bucket, &key),
+        |_, size| out.push(size),
+    )
+    .await;
     Ok(out)
 }
 

@@ -19,30 +19,22 @@ pub(crate) async fn ball_chunks(
     let bucket = validate(IdKind::Bucket, &bucket)?;
     let ball = validate(IdKind::Ball, &ball)?;
     let peers = st.require_healthy()?;
-    let answers = futures::future::join_all(
-        peers
-            .iter()
-            .map(|p| st.client.ball_group(p, &bucket, &ball)),
-    )
-    .await;
     let mut records = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, answer) in peers.iter().zip(answers) {
-        match answer {
-            Ok(Some(group)) => {
-                let keys: Vec<&str> = group.balls.iter().map(|m| m.key.as_str()).collect();
-                for k in keys {
-                    st.replicas.add(&bucket, k, &[peer.id.as_str()]);
+    let errors = st
+        .ask_each(
+            &peers,
+            |p| st.client.ball_group(p, &bucket, &ball),
+            |peer, group| {
+                if let Some(group) = group {
+                    let keys: Vec<&str> = group.balls.iter().map(|m| m.key.as_str()).collect();
+                    for k in keys {
+                        st.replicas.add(&bucket, k, &[peer.id.as_str()]);
+                    }
+                    records.extend(group.balls);
                 }
-                records.extend(group.balls);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+            },
+        )
+        .await;
     if records.is_empty() {
         if errors.len() == peers.len() {
             return Err(all_refused(
@@ -72,24 +64,18 @@ pub(crate) async fn bucket_listing_in(
 ) -> Result<RouterBucketMetadata, ApiError> {
     let bucket = validate(IdKind::Bucket, bucket)?;
     let peers = st.require_healthy()?;
-    let answers =
-        futures::future::join_all(peers.iter().map(|p| st.client.bucket_metadata(p, &bucket)))
-            .await;
     let mut answered = Vec::new();
     let mut records = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, answer) in peers.iter().zip(answers) {
-        match answer {
-            Ok(listing) => {
+    let errors = st
+        .ask_each(
+            &peers,
+            |p| st.client.bucket_metadata(p, &bucket),
+            |peer, listing| {
                 answered.push(peer.id.clone());
                 records.extend(listing.balls);
-            }
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+            },
+        )
+        .await;
     if answered.is_empty() {
         return Err(all_refused(
             &format!("No peer listed bucket {bucket}"),

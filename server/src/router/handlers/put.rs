@@ -58,18 +58,9 @@ pub(crate) async fn put_metadata_in(
 ) -> Result<PutMetadataResponse, ApiError> {
     let started = Instant::now();
     let bucket = validate(IdKind::Bucket, raw_bucket)?;
-    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
-    if bucket != body_bucket {
-        return Err(ApiError::bad_request(format!(
-            "Bucket ID mismatch: {bucket} != {body_bucket}"
-        )));
-    }
+    same_bucket(&bucket, &req)?;
     let key = validate(IdKind::Key, &req.key)?;
-    let ball_id = if req.ball_id.is_empty() {
-        key.clone()
-    } else {
-        validate(IdKind::Ball, &req.ball_id)?
-    };
+    let ball_id = ball_id_or_key(&req, &key)?;
     if req.replication_factor == 0 {
         return Err(ApiError::bad_request(
             "replication_factor must be at least 1",
@@ -99,17 +90,9 @@ pub(crate) async fn put_metadata_in(
         .collect();
 
     let group_id = new_group_id();
-    let peer_req = PeerPutMetadataRequest {
-        key: key.clone(),
-        size: req.size,
-        checksum: req.checksum.clone(),
-        tags: req.tags,
-        producer_id: req.producer_id,
-        content_type: req.content_type,
-        ball_id,
-        bucket_id: bucket.clone(),
-        is_disable: req.is_disabled,
-    };
+    let size = req.size;
+    let checksum = req.checksum.clone();
+    let peer_req = peer_request(req, &bucket, &key, ball_id);
     let answers = futures::future::join_all(targets.iter().map(|p| {
         st.client
             .put_metadata(p, &bucket, &peer_req, &group_id, update)
@@ -130,7 +113,7 @@ pub(crate) async fn put_metadata_in(
     }
     if let Some(e) = failure {
         rollback(st, &bucket, &key, &accepted, &new).await;
-        st.peers.release(&new, req.size);
+        st.peers.release(&new, size);
         return Err(put_metadata_error(&e));
     }
 
@@ -143,15 +126,15 @@ pub(crate) async fn put_metadata_in(
         group_id: group_id.clone(),
         bucket_id: bucket.clone(),
         key: key.clone(),
-        size: req.size,
-        checksum: req.checksum,
+        size,
+        checksum,
         upload_peers: upload.into_iter().map(|(p, t)| (p.id, t)).collect(),
         done_peers: done.into_iter().map(|(p, _)| p.id).collect(),
         reserved_peers: new.clone(),
     };
     if st.tasks.insert(task).is_err() {
         rollback(st, &bucket, &key, &accepted, &new).await;
-        st.peers.release(&new, req.size);
+        st.peers.release(&new, size);
         return Err(ApiError::unavailable(
             "Too many uploads are pending; try again later",
         ));
@@ -163,7 +146,7 @@ pub(crate) async fn put_metadata_in(
         event = "PUT.METADATA",
         bucket_id = %bucket,
         key = %key,
-        size = req.size,
+        size,
         replicas = ?replicas,
         update,
         group_id = %group_id,
@@ -405,6 +388,46 @@ where
     })
 }
 
+/// Refuses (400) a body that names another bucket than the path.
+fn same_bucket(bucket: &str, req: &PutMetadataRequest) -> Result<(), ApiError> {
+    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
+    if bucket != body_bucket {
+        return Err(ApiError::bad_request(format!(
+            "Bucket ID mismatch: {bucket} != {body_bucket}"
+        )));
+    }
+    Ok(())
+}
+
+/// The body's ball id, validated and sanitised; the key when the body names none.
+fn ball_id_or_key(req: &PutMetadataRequest, key: &str) -> Result<String, ApiError> {
+    if req.ball_id.is_empty() {
+        Ok(key.to_string())
+    } else {
+        Ok(validate(IdKind::Ball, &req.ball_id)?)
+    }
+}
+
+/// What the peers are sent for a client's put-metadata, with the sanitised ids.
+fn peer_request(
+    req: PutMetadataRequest,
+    bucket: &str,
+    key: &str,
+    ball_id: String,
+) -> PeerPutMetadataRequest {
+    PeerPutMetadataRequest {
+        key: key.to_string(),
+        size: req.size,
+        checksum: req.checksum,
+        tags: req.tags,
+        producer_id: req.producer_id,
+        content_type: req.content_type,
+        ball_id,
+        bucket_id: bucket.to_string(),
+        is_disable: req.is_disabled,
+    }
+}
+
 /// R11 `POST /api/v4/u/buckets/{bucket_id}/{key}`: new metadata for the same bytes, sent
 /// with `Update: 1` to every healthy replica.
 ///
@@ -418,23 +441,14 @@ pub(crate) async fn update_metadata(
 ) -> Result<StatusCode, ApiError> {
     let started = Instant::now();
     let (bucket, key) = bucket_and_key(&bucket, &key)?;
-    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
-    if bucket != body_bucket {
-        return Err(ApiError::bad_request(format!(
-            "Bucket ID mismatch: {bucket} != {body_bucket}"
-        )));
-    }
+    same_bucket(&bucket, &req)?;
     let body_key = validate(IdKind::Key, &req.key)?;
     if key != body_key {
         return Err(ApiError::bad_request(format!(
             "Key mismatch: {key} != {body_key}"
         )));
     }
-    let ball_id = if req.ball_id.is_empty() {
-        key.clone()
-    } else {
-        validate(IdKind::Ball, &req.ball_id)?
-    };
+    let ball_id = ball_id_or_key(&req, &key)?;
     st.require_healthy()?;
     let (_, current) = super::super::read::read_metadata(
         &st,
@@ -454,39 +468,21 @@ pub(crate) async fn update_metadata(
         .filter_map(|id| st.peers.view(id))
         .filter(|p| p.up)
         .collect();
-    let peer_req = PeerPutMetadataRequest {
-        key: key.clone(),
-        size: req.size,
-        checksum: req.checksum,
-        tags: req.tags,
-        producer_id: req.producer_id,
-        content_type: req.content_type,
-        ball_id,
-        bucket_id: bucket.clone(),
-        is_disable: req.is_disabled,
-    };
+    let peer_req = peer_request(req, &bucket, &key, ball_id);
     let group_id = new_group_id();
-    let answers = futures::future::join_all(replicas.iter().map(|p| {
-        st.client
-            .put_metadata(p, &bucket, &peer_req, &group_id, true)
-    }))
-    .await;
     let mut updated = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, answer) in replicas.iter().zip(answers) {
-        match answer {
-            Ok(resp) => {
+    let errors = st
+        .ask_each(
+            &replicas,
+            |p| st.client.put_metadata(p, &bucket, &peer_req, &group_id, true),
+            |peer, resp| {
                 if resp.task_id != NOTHING_TO_UPLOAD {
                     tracing::warn!(event = "UPDATE.METADATA.UNEXPECTED.TASK", bucket_id = %bucket, key = %key, peer = %peer.id, task_id = %resp.task_id);
                 }
                 updated.push(peer.id.clone());
-            }
-            Err(e) => {
-                st.note_failure(&e);
-                errors.push(e);
-            }
-        }
-    }
+            },
+        )
+        .await;
     if updated.is_empty() {
         return Err(all_refused(
             &format!("No replica of {bucket}@{key} was updated"),
