@@ -5,6 +5,14 @@ use mictlanx::{Client, ClientBuilder};
 /// A client for `uri` when given, else for the environment (`MICTLANX_URI`,
 /// `MICTLANX_ROUTERS`, `./.env`). With no router anywhere, says how to get one.
 pub fn client(uri: Option<&str>) -> Result<Client, String> {
+    build(uri, |b| b)
+}
+
+/// Like [`client`], with a change to the builder (e.g. a balancer that reads disk use).
+pub fn build(
+    uri: Option<&str>,
+    adjust: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Result<Client, String> {
     let mut builder = ClientBuilder::from_env();
     if std::env::var_os("MICTLANX_CLIENT_ID").is_none() {
         builder = builder.client_id("mictlanx-cli");
@@ -18,7 +26,7 @@ pub fn client(uri: Option<&str>) -> Result<Client, String> {
         }
         builder = builder.routers_uri(uri);
     }
-    builder.build().map_err(|e| {
+    adjust(builder).build().map_err(|e| {
         let msg = e.message();
         if msg.contains("no routers") {
             "no router configured: pass --uri mictlanx://router-0@HOST:PORT/?protocol=http or set \

@@ -215,7 +215,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::RmBucket { bucket } => {
             remove::rm_bucket(&connect::client(uri)?, out, &bucket).await
         }
-        Command::Routers => inspect::routers(&connect::client(uri)?, out).await,
+        Command::Routers => {
+            let client = connect::build(uri, |b| b.lb(mictlanx::LbAlgorithm::SortUf))?;
+            inspect::routers(&client, out).await
+        }
     }
 }
 

@@ -63,10 +63,21 @@ pub async fn stat(client: &Client, out: Output, bucket: &str, key: &str) -> Resu
 }
 
 /// `mictlanx routers`: each router's health, latency and disk use, as the client sees them.
+/// The client is built with a disk-use balancer, so its heartbeat also reads each router's
+/// peer stats; this waits (at most 3 s) until every router has been probed once.
 pub async fn routers(client: &Client, out: Output) -> Result<(), String> {
-    // One request through the balancer wakes the heartbeat's view of every router.
-    let _ = client.bucket("mictlanx-cli-probe").await;
-    let metrics = client.metrics();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let metrics = loop {
+        let m = client.metrics();
+        let probed = m
+            .routers
+            .iter()
+            .all(|r| r.latency_ewma.is_some() || !r.healthy);
+        if probed || tokio::time::Instant::now() >= deadline {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     for r in &metrics.routers {
         out.emit(
             json!({"router_id": r.router_id, "base_url": r.base_url, "healthy": r.healthy,
