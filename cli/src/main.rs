@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{inspect, remove, transfer, up};
+use crate::commands::{bench, inspect, remove, transfer, up};
 use crate::output::Output;
 
 /// MictlanX: put and get balls in buckets through routers.
@@ -121,6 +121,8 @@ enum Command {
     },
     /// Health, latency and disk use of each configured router.
     Routers,
+    /// Measure throughput and latency against an embedded cluster (or --uri).
+    Bench(bench::BenchArgs),
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -219,6 +221,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let client = connect::build(uri, |b| b.lb(mictlanx::LbAlgorithm::SortUf))?;
             inspect::routers(&client, out).await
         }
+        Command::Bench(args) => bench::run(args, uri, out).await,
     }
 }
 

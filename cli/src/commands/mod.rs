@@ -1,5 +1,6 @@
 //! One module per group of subcommands; each is a thin shell over the SDK.
 
+pub mod bench;
 pub mod inspect;
 pub mod remove;
 pub mod transfer;
