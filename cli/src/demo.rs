@@ -4,8 +4,6 @@
 //! `AsyncClient` with a progress bar, reads it back into another file, verifies it, and
 //! prints what happened.
 
-use std::io::Write;
-use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,6 +14,8 @@ use mictlanx::{
     TaskState,
 };
 use mictlanx_server::LocalCluster;
+
+use crate::generate::write_generated_file;
 
 /// What the demo does, from its flags.
 #[derive(Debug, Clone)]
@@ -233,26 +233,4 @@ async fn follow(queue: &AsyncClient, id: &TaskId, what: &str, quiet: bool) {
         bar.finish_and_clear();
         println!("  {what}: {last_state}");
     }
-}
-
-/// Writes `size` pseudo-random bytes without holding them in memory.
-async fn write_generated_file(path: &Path, size: u64) -> std::io::Result<()> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use rand::{RngCore, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d69_6374);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut left = size;
-        while left > 0 {
-            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            rng.fill_bytes(&mut buf[..n]);
-            out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        out.flush()?;
-        Ok(())
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }

@@ -5,6 +5,7 @@
 mod commands;
 mod connect;
 mod demo;
+mod generate;
 mod output;
 
 use std::path::PathBuf;

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use super::report::{latency_histogram, Report};
 use super::{baseline, rss, Bench, Scenario};
+use crate::generate::{generated, write_generated_file};
 
 /// Longest a single small operation may take before it counts as an error.
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -485,36 +486,6 @@ async fn enqueue(b: &Bench) -> Result<Report, String> {
 
 fn size_usize(size: u64) -> Result<usize, String> {
     usize::try_from(size).map_err(|_| format!("--size {size} does not fit in memory here"))
-}
-
-/// `len` pseudo-random bytes from `seed`.
-fn generated(len: usize, seed: u64) -> Vec<u8> {
-    use rand::{RngCore, SeedableRng};
-    let mut data = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
-    data
-}
-
-/// Writes `size` pseudo-random bytes to `path`, 1 MiB at a time.
-async fn write_generated_file(path: &Path, size: u64) -> std::io::Result<()> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use rand::{RngCore, SeedableRng};
-        use std::io::Write;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d69_6374);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut left = size;
-        while left > 0 {
-            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            rng.fill_bytes(&mut buf[..n]);
-            out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        out.flush()
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
