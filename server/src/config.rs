@@ -23,11 +23,14 @@ pub struct PeerConfig {
     /// Objects up to this size are verified against their SHA-256 before a GET answers;
     /// larger ones are verified while streaming and the stream is cut on a mismatch.
     pub verify_before_send_limit: u64,
+    /// An upload whose body sends nothing for this long is abandoned (its temp file
+    /// removed, its pending record kept so the client can retry).
+    pub upload_idle_timeout: Duration,
 }
 
 impl PeerConfig {
     /// A peer with the defaults: loopback, ephemeral port, 10 GB, pending uploads kept 1 h,
-    /// objects up to 64 MiB verified before they are sent.
+    /// objects up to 64 MiB verified before they are sent, idle uploads dropped after 2 min.
     pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             id: id.into(),
@@ -36,6 +39,7 @@ impl PeerConfig {
             capacity: 10_000_000_000,
             pending_ttl: Duration::from_secs(3600),
             verify_before_send_limit: 64 * 1024 * 1024,
+            upload_idle_timeout: crate::storage::DEFAULT_UPLOAD_IDLE_TIMEOUT,
         }
     }
 }

@@ -55,6 +55,9 @@ struct PeerArgs {
     /// Seconds a metadata record waits for its bytes before the pending upload expires.
     #[arg(long, env = "MICTLANX_PENDING_TTL_SECS", default_value_t = 3600)]
     pending_ttl_secs: u64,
+    /// Seconds an upload may send nothing before it is abandoned.
+    #[arg(long, env = "MICTLANX_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 120)]
+    upload_idle_timeout_secs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +128,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.bind = SocketAddr::new(args.host, args.port);
             config.capacity = args.capacity;
             config.pending_ttl = Duration::from_secs(args.pending_ttl_secs);
+            config.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs.max(1));
             let handle = mictlanx_server::peer::start(config)
                 .await
                 .map_err(|e| e.to_string())?;

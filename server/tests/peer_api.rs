@@ -786,3 +786,53 @@ async fn large_corrupt_objects_cut_the_connection() {
     .await;
     assert_eq!(p.get_json("/api/v4/buckets/b/big").await.0, 404);
 }
+
+#[tokio::test]
+async fn a_stalled_upload_is_dropped_after_the_configured_idle_timeout() {
+    let p = TestPeer::start_with(|c| c.upload_idle_timeout = Duration::from_millis(200)).await;
+    let data = pattern(100_000);
+    let (_, meta) = p.put_metadata("b", "idle", &data).await;
+    let task = meta["task_id"].as_str().unwrap().to_string();
+
+    let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v4/buckets/data/{task}/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(format!("{:x}\r\n", 10_000).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&data[..10_000]).await.unwrap();
+    s.write_all(b"\r\n").await.unwrap();
+    s.flush().await.unwrap();
+    // Then nothing: the peer answers 400 on its own once the idle timeout passes.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
+                .await
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the peer never gave up on the stalled upload");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    eventually("the temp file is removed", || p.tmp_files().is_empty()).await;
+    // The key is still pending: the client may retry the upload.
+    let resp = p
+        .http
+        .get(p.url("/api/v4/buckets/b/metadata/idle"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
+}

@@ -84,7 +84,7 @@ impl From<&crate::config::PeerConfig> for StoreConfig {
             capacity: c.capacity,
             pending_ttl: c.pending_ttl,
             verify_before_send_limit: c.verify_before_send_limit,
-            upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            upload_idle_timeout: c.upload_idle_timeout,
         }
     }
 }
