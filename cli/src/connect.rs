@@ -13,10 +13,7 @@ pub fn build(
     uri: Option<&str>,
     adjust: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Result<Client, String> {
-    let mut builder = ClientBuilder::from_env();
-    if std::env::var_os("MICTLANX_CLIENT_ID").is_none() {
-        builder = builder.client_id("mictlanx-cli");
-    }
+    let mut builder = ClientBuilder::from_env().default_client_id("mictlanx-cli");
     if let Some(uri) = uri {
         if uri.contains("://") && !uri.starts_with("mictlanx://") {
             return Err(format!(

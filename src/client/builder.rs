@@ -253,6 +253,25 @@ impl ClientBuilder {
         self
     }
 
+    /// The client id to use when none was set, e.g. by `MICTLANX_CLIENT_ID` in the process
+    /// environment or `.env` (a program's own default, which configuration overrides).
+    ///
+    /// ```
+    /// use mictlanx::ClientBuilder;
+    ///
+    /// let vars = [("MICTLANX_CLIENT_ID".to_string(), "from-env".to_string())];
+    /// let b = ClientBuilder::from_vars(vars)
+    ///     .routers_uri("mictlanx://r@127.0.0.1:1/?protocol=http")
+    ///     .default_client_id("my-tool");
+    /// # let _ = b;
+    /// ```
+    pub fn default_client_id(mut self, id: impl Into<String>) -> Self {
+        if self.client_id.is_none() {
+            self.client_id = Some(id.into());
+        }
+        self
+    }
+
     /// The load balancer (default [`LbAlgorithm::RoundRobin`]).
     pub fn lb(mut self, lb: LbAlgorithm) -> Self {
         self.lb = Some(Setting::Value(lb));
@@ -427,6 +446,20 @@ fn invalid(message: impl Into<String>) -> Error {
 
 fn utf8_pair((k, v): (OsString, OsString)) -> Option<(String, String)> {
     Some((k.into_string().ok()?, v.into_string().ok()?))
+}
+
+#[cfg(test)]
+mod default_client_id_tests {
+    use super::*;
+
+    #[test]
+    fn configuration_wins_over_a_program_default() {
+        let vars = [("MICTLANX_CLIENT_ID".to_string(), "from-env".to_string())];
+        let b = ClientBuilder::from_vars(vars).default_client_id("tool");
+        assert_eq!(b.client_id.as_deref(), Some("from-env"));
+        let b = ClientBuilder::new().default_client_id("tool");
+        assert_eq!(b.client_id.as_deref(), Some("tool"));
+    }
 }
 
 #[cfg(test)]
