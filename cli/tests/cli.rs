@@ -230,3 +230,37 @@ fn up_prints_a_uri_that_works_and_stops_on_sigterm() {
         "data kept for the next `up`"
     );
 }
+
+#[test]
+fn client_events_go_to_the_log_directory_as_json_lines() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt
+        .block_on(LocalCluster::builder().peers(1).start())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), vec![1u8; 1000]).unwrap();
+    let out = mictlanx(
+        dir.path(),
+        &["--uri", &cluster.uri(), "put", "f.bin", "-b", "logs"],
+    )
+    .env("MICTLANX_LOG", "info")
+    .env("MICTLANX_LOG_PATH", logs.path())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut puts = Vec::new();
+    for entry in std::fs::read_dir(logs.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("one JSON object per line");
+            if v["event"] == "PUT" {
+                puts.push(v);
+            }
+        }
+    }
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0]["bucket_id"], "logs");
+    assert_eq!(puts[0]["key"], "f-bin");
+    rt.block_on(cluster.shutdown());
+}

@@ -65,11 +65,11 @@ impl Client {
             Err(e) => return Err(e),
         };
         tracing::info!(
+            event = "DELETE",
             bucket_id = %bucket,
             key = %ball_id,
             n_deletes,
             response_time = started.elapsed().as_secs_f64(),
-            "DELETE"
         );
         Ok(DeletedByBallIdResponse { n_deletes, ball_id })
     }
@@ -164,12 +164,12 @@ impl Client {
             elapsed: started.elapsed(),
         };
         tracing::info!(
+            event = "DELETED.BUCKET",
             bucket_id = %result.bucket_id,
             deleted = result.deleted,
             failed = result.failed,
             total = result.total,
             response_time = result.elapsed.as_secs_f64(),
-            "DELETED.BUCKET"
         );
         Ok(result)
     }
@@ -208,7 +208,7 @@ impl Client {
             async move { check(send(request).await?).await.map(drop) }
         })
         .await?;
-        tracing::info!(bucket_id = %bucket, key = %key, "DISABLE");
+        tracing::info!(event = "DISABLE", bucket_id = %bucket, key = %key);
         Ok(())
     }
 }

@@ -133,11 +133,11 @@ impl Client {
             let actual = digest::sha256(data.clone()).await?;
             if !actual.eq_ignore_ascii_case(&expected) {
                 tracing::warn!(
+                    event = "INTEGRITY.CHECK.FAILED",
                     bucket_id = %bucket,
                     key = %ball_id,
                     remote_checksum = %expected,
                     local_checksum = %actual,
-                    "INTEGRITY.CHECK.FAILED"
                 );
                 return Err(Error::Integrity {
                     message: format!(
@@ -147,11 +147,11 @@ impl Client {
             }
         }
         tracing::info!(
+            event = "GET",
             bucket_id = %bucket,
             key = %ball_id,
             size = data.len(),
             response_time = started.elapsed().as_secs_f64(),
-            "GET"
         );
         Ok(GetResult {
             data,
@@ -316,12 +316,12 @@ impl Inner {
         })
         .await?;
         tracing::debug!(
+            event = "GET.CHUNK",
             bucket_id = bucket,
             key,
             size = data.len(),
             attempt,
             response_time = started.elapsed().as_secs_f64(),
-            "GET.CHUNK"
         );
         Ok(FetchedChunk {
             metadata,
@@ -346,12 +346,12 @@ async fn verify_chunk(
         return Ok(data);
     }
     tracing::warn!(
+        event = "INTEGRITY.CHECK.FAILED",
         bucket_id = bucket,
         key = %metadata.key,
         router_id,
         remote_checksum = %metadata.checksum,
         local_checksum = %actual,
-        "INTEGRITY.CHECK.FAILED"
     );
     Err(Error::Integrity {
         message: format!(

@@ -102,12 +102,12 @@ impl Client {
         guard.keep();
         sync_dir(dir).await;
         tracing::info!(
+            event = "GET.TO.FILE",
             bucket_id = bucket,
             key = ball_id,
             size,
             path = %path.display(),
             response_time = started.elapsed().as_secs_f64(),
-            "GET.TO.FILE"
         );
         Ok(GetFileResult { path, size })
     }
@@ -118,6 +118,6 @@ impl Client {
 async fn sync_dir(dir: PathBuf) {
     let result = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
     if let Ok(Err(e)) = result {
-        tracing::debug!(error = %e, "GET.TO.FILE.DIR.SYNC.FAILED");
+        tracing::debug!(event = "GET.TO.FILE.DIR.SYNC.FAILED", error = %e);
     }
 }

@@ -213,15 +213,15 @@ async fn step(mut st: StreamState) -> Option<(Result<Bytes, Error>, StreamState)
                         let actual = hasher.finalize_hex();
                         let expected = expected_full?;
                         if actual.eq_ignore_ascii_case(&expected) {
-                            tracing::info!(bucket_id = %st.bucket, key = %st.ball_id, size = bytes_done, "GET");
+                            tracing::info!(event = "GET", bucket_id = %st.bucket, key = %st.ball_id, size = bytes_done);
                             return None;
                         }
                         tracing::warn!(
+                            event = "INTEGRITY.CHECK.FAILED",
                             bucket_id = %st.bucket,
                             key = %st.ball_id,
                             remote_checksum = %expected,
                             local_checksum = %actual,
-                            "INTEGRITY.CHECK.FAILED"
                         );
                         let err = Error::Integrity {
                             message: format!(

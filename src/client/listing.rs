@@ -101,10 +101,10 @@ impl Client {
         .await?;
         let result = Bucket::from_chunks(bucket.as_str(), listing.balls);
         tracing::info!(
+            event = "GET.BUCKET.METADATA",
             bucket_id = %bucket,
             balls = result.len(),
             response_time = started.elapsed().as_secs_f64(),
-            "GET.BUCKET.METADATA"
         );
         Ok(result)
     }

@@ -302,7 +302,7 @@ impl Drop for CleanupOnDrop {
         let inner = Arc::clone(&self.inner);
         let bucket = std::mem::take(&mut self.bucket);
         let ball_id = std::mem::take(&mut self.ball_id);
-        tracing::warn!(bucket_id = %bucket, key = %ball_id, "PUT.DROPPED");
+        tracing::warn!(event = "PUT.DROPPED", bucket_id = %bucket, key = %ball_id);
         runtime.spawn(async move {
             inner.cleanup(&bucket, &ball_id, created, preexisting).await;
         });
@@ -360,12 +360,12 @@ impl Inner {
         on_drop.armed = false;
         if let Some(err) = failure {
             tracing::error!(
+                event = "PUT.FAILED",
                 bucket_id = %ball.bucket,
                 key = %ball.ball_id,
                 size = ball.plan.total_len(),
                 response_time = elapsed.as_secs_f64(),
                 error = %err,
-                "PUT.FAILED"
             );
             let (created, preexisting) = {
                 let s = lock(&state);
@@ -377,13 +377,13 @@ impl Inner {
         }
         let s = lock(&state);
         tracing::info!(
+            event = "PUT",
             bucket_id = %ball.bucket,
             key = %ball.ball_id,
             size = ball.plan.total_len(),
             num_chunks = ball.plan.num_chunks(),
             replicas = s.replicas.len(),
             response_time = elapsed.as_secs_f64(),
-            "PUT"
         );
         Ok(PutResult {
             bucket_id: ball.bucket.clone(),
@@ -483,12 +483,12 @@ impl Inner {
             }
         };
         tracing::debug!(
+            event = "PUT.CHUNK",
             bucket_id = %ball.bucket,
             key = %key,
             size = range.len,
             attempt,
             response_time = started.elapsed().as_secs_f64(),
-            "PUT.CHUNK"
         );
         hooks.report(progress);
         Ok(())
@@ -594,11 +594,11 @@ impl Inner {
                 if peers.is_empty() && !found.peer_id.is_empty() {
                     peers.push(found.peer_id);
                 }
-                tracing::debug!(bucket_id = %chunk.bucket, key = %chunk.key, "PUT.CHUNK.ALREADY.STORED");
+                tracing::debug!(event = "PUT.CHUNK.ALREADY.STORED", bucket_id = %chunk.bucket, key = %chunk.key);
                 return Ok(ChunkOutcome::AlreadyStored { peers });
             }
         }
-        tracing::warn!(bucket_id = %chunk.bucket, key = %chunk.key, router_id = %router.id, "MAX.AVAILABILITY.REACHED");
+        tracing::warn!(event = "MAX.AVAILABILITY.REACHED", bucket_id = %chunk.bucket, key = %chunk.key, router_id = %router.id);
         Err(Error::MaxAvailabilityReached { message })
     }
 
@@ -611,7 +611,7 @@ impl Inner {
         )
         .await;
         if let Err(e) = result {
-            tracing::debug!(bucket_id = bucket, key, error = %e, "PUT.CHUNK.CLEANUP.FAILED");
+            tracing::debug!(event = "PUT.CHUNK.CLEANUP.FAILED", bucket_id = bucket, key, error = %e);
         }
     }
 
@@ -672,10 +672,15 @@ impl Inner {
         };
         match result {
             Ok(n_deletes) => {
-                tracing::info!(bucket_id = bucket, key = ball_id, n_deletes, "PUT.CLEANUP")
+                tracing::info!(
+                    event = "PUT.CLEANUP",
+                    bucket_id = bucket,
+                    key = ball_id,
+                    n_deletes
+                )
             }
             Err(e) => {
-                tracing::warn!(bucket_id = bucket, key = ball_id, error = %e, "PUT.CLEANUP.FAILED")
+                tracing::warn!(event = "PUT.CLEANUP.FAILED", bucket_id = bucket, key = ball_id, error = %e)
             }
         }
     }

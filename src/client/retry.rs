@@ -296,7 +296,7 @@ where
                     router.record_failure();
                     attempts.lock().avoid.push(router.index);
                     if is_transport(err) && router.set_healthy(false) {
-                        tracing::warn!(router_id = %router.id, error = %err, "ROUTER.DOWN");
+                        tracing::warn!(event = "ROUTER.DOWN", router_id = %router.id, error = %err);
                     }
                 }
             }
@@ -315,12 +315,12 @@ where
         let router_id = router.as_ref().map_or("", |r| r.id.as_str());
         if !inner.budget.try_withdraw() {
             tracing::warn!(
+                event = "RETRY.BUDGET.EXHAUSTED",
                 bucket_id = spec.bucket,
                 key = spec.key,
                 attempt,
                 router_id,
                 error = %err,
-                "RETRY.BUDGET.EXHAUSTED"
             );
             return false;
         }

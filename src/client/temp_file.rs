@@ -30,7 +30,7 @@ impl Drop for TempFileGuard {
         if let Some(path) = self.path.take() {
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "TEMP.FILE.REMOVE.FAILED");
+                    tracing::warn!(event = "TEMP.FILE.REMOVE.FAILED", path = %path.display(), error = %e);
                 }
             }
         }

@@ -81,10 +81,10 @@ fn apply(router: &RouterState, outcome: ProbeOutcome) {
             router.record_disk(used, total);
         }
         if !was_healthy {
-            tracing::info!(router_id = %router.id, "ROUTER.UP");
+            tracing::info!(event = "ROUTER.UP", router_id = %router.id);
         }
     } else if was_healthy {
-        tracing::warn!(router_id = %router.id, "ROUTER.DOWN");
+        tracing::warn!(event = "ROUTER.DOWN", router_id = %router.id);
     }
 }
 
