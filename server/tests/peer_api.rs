@@ -593,18 +593,7 @@ async fn a_client_that_drops_mid_body_leaves_nothing() {
     let (_, meta) = p.put_metadata("b", "k", &data).await;
     let task = meta["task_id"].as_str().unwrap().to_string();
 
-    let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
-    let head = format!(
-        "POST /api/v4/buckets/data/{task}/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let piece = &data[..50_000];
-    s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-        .await
-        .unwrap();
-    s.write_all(piece).await.unwrap();
-    s.write_all(b"\r\n").await.unwrap();
-    s.flush().await.unwrap();
+    let s = start_raw_upload(&p, &task, &data[..50_000]).await;
     // Wait until the peer is writing the upload, then vanish.
     eventually("the upload reaches tmp/", || !p.tmp_files().is_empty()).await;
     drop(s);
@@ -794,17 +783,7 @@ async fn a_stalled_upload_is_dropped_after_the_configured_idle_timeout() {
     let (_, meta) = p.put_metadata("b", "idle", &data).await;
     let task = meta["task_id"].as_str().unwrap().to_string();
 
-    let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
-    let head = format!(
-        "POST /api/v4/buckets/data/{task}/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(format!("{:x}\r\n", 10_000).as_bytes())
-        .await
-        .unwrap();
-    s.write_all(&data[..10_000]).await.unwrap();
-    s.write_all(b"\r\n").await.unwrap();
-    s.flush().await.unwrap();
+    let mut s = start_raw_upload(&p, &task, &data[..10_000]).await;
     // Then nothing: the peer answers 400 on its own once the idle timeout passes.
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), async {
@@ -835,4 +814,21 @@ async fn a_stalled_upload_is_dropped_after_the_configured_idle_timeout() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
+}
+
+/// Opens a raw connection and sends the head of a chunked upload to `task` plus one piece,
+/// then leaves the body unfinished (what a crashed or stalled client does).
+async fn start_raw_upload(p: &TestPeer, task: &str, piece: &[u8]) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v4/buckets/data/{task}/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(piece).await.unwrap();
+    s.write_all(b"\r\n").await.unwrap();
+    s.flush().await.unwrap();
+    s
 }
