@@ -38,14 +38,8 @@ async fn full_lifecycle() {
     assert_eq!(meta["node_id"], "peer-0");
     assert!(meta["service_time"].is_u64());
 
-    let resp = p
-        .http
-        .get(p.url("/api/v4/buckets/b1/metadata/ball_0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
-    let (status, _) = json_of(resp).await;
+    assert_eq!(p.key_state("b1", "ball_0").await, "pending");
+    let (status, _) = p.get_json("/api/v4/buckets/b1/metadata/ball_0").await;
     assert_eq!(status, 200);
     let (status, body) = p.get_json("/api/v4/buckets/b1/ball_0").await;
     assert_eq!(
@@ -64,14 +58,8 @@ async fn full_lifecycle() {
     assert!(up["throughput"].is_f64() && up["service_time"].is_f64());
 
     // PM2: committed, tags unchanged.
-    let resp = p
-        .http
-        .get(p.url("/api/v4/buckets/b1/metadata/ball_0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-mictlanx-state"], "committed");
-    let (_, got) = json_of(resp).await;
+    assert_eq!(p.key_state("b1", "ball_0").await, "committed");
+    let (_, got) = p.get_json("/api/v4/buckets/b1/metadata/ball_0").await;
     assert_eq!(got["peer_id"], "peer-0");
     assert_eq!(got["local_peer_id"], "peer-0");
     assert_eq!(got["metadata"]["tags"]["color"], "blue");
@@ -573,13 +561,7 @@ async fn refused_uploads_leave_nothing_and_can_be_retried() {
 
     assert!(p.tmp_files().is_empty());
     assert!(files_under(&p.data_dir().join("objects")).is_empty());
-    let resp = p
-        .http
-        .get(p.url("/api/v4/buckets/b/metadata/k"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
+    assert_eq!(p.key_state("b", "k").await, "pending");
 
     let (status, _) = p.upload_chunked(&task, data.clone()).await;
     assert_eq!(status, 200);
@@ -599,13 +581,7 @@ async fn a_client_that_drops_mid_body_leaves_nothing() {
     drop(s);
     eventually("the temp file is removed", || p.tmp_files().is_empty()).await;
 
-    let resp = p
-        .http
-        .get(p.url("/api/v4/buckets/b/metadata/k"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
+    assert_eq!(p.key_state("b", "k").await, "pending");
     assert_eq!(p.get_json("/api/v4/buckets/b/k").await.0, 404);
     // The same task can be retried (once the aborted upload released it).
     let deadline = tokio::time::Instant::now() + STEP;
@@ -807,13 +783,7 @@ async fn a_stalled_upload_is_dropped_after_the_configured_idle_timeout() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     eventually("the temp file is removed", || p.tmp_files().is_empty()).await;
     // The key is still pending: the client may retry the upload.
-    let resp = p
-        .http
-        .get(p.url("/api/v4/buckets/b/metadata/idle"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["x-mictlanx-state"], "pending");
+    assert_eq!(p.key_state("b", "idle").await, "pending");
 }
 
 /// Opens a raw connection and sends the head of a chunked upload to `task` plus one piece,

@@ -72,6 +72,21 @@ impl TestPeer {
         );
     }
 
+    /// The `X-Mictlanx-State` a metadata GET reports for the key (`pending`, `committed`).
+    pub async fn key_state(&self, bucket: &str, key: &str) -> String {
+        let resp = self
+            .http
+            .get(self.url(&format!("/api/v4/buckets/{bucket}/metadata/{key}")))
+            .send()
+            .await
+            .expect("metadata GET");
+        resp.headers()
+            .get("x-mictlanx-state")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// PM1 with the SHA-256 of `data`; returns (status, body).
     pub async fn put_metadata(&self, bucket: &str, key: &str, data: &[u8]) -> (u16, Value) {
         self.put_metadata_json(bucket, metadata_body(bucket, key, data), &[])
