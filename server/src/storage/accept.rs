@@ -82,7 +82,10 @@ impl Store {
             bucket_id: metadata.bucket_id.clone(),
             key: metadata.key.clone(),
         };
-        let outcome = self.write(|txn, delta| {
+        // A pending record is not worth an fsync: if a crash loses it, the upload answers
+        // "task not found" and the client starts over from the metadata request. It reaches
+        // the disk with the upload's own commit.
+        let (outcome, seq) = self.write_unsynced(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
@@ -146,6 +149,10 @@ impl Store {
             delta.add_pending(metadata.size);
             Ok(PutOutcome::Pending { task_id })
         })?;
+        if matches!(outcome, PutOutcome::UpdatedInPlace) {
+            // Changed metadata of a committed object: acknowledged as stored, so durable.
+            self.sync_through(seq)?;
+        }
         Ok(outcome)
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! An upload streams into `tmp/` while its SHA-256 is computed; the file is fsynced, renamed
 //! into `objects/` under a fresh name, the directory is fsynced, and only then is the metadata
-//! committed, in one transaction that also removes the pending record. A crash at any point
+//! committed, in one transaction that also removes the pending record; concurrent uploads
+//! share the database's fsync (`group_sync`). A crash at any point
 //! leaves the old state or the new one: at open, `recovery` deletes `tmp/`, deletes object
 //! files no record references, and drops records whose file is missing or has the wrong
 //! length.
@@ -24,6 +25,7 @@ mod delete;
 mod disable;
 mod error;
 mod files;
+mod group_sync;
 mod meta;
 mod pending;
 mod query;
@@ -38,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, WriteTransaction};
+use redb::{Database, Durability, WriteTransaction};
 
 pub use accept::{NewPut, PutOutcome};
 pub use error::{OpenError, StoreError};
@@ -50,6 +52,7 @@ pub use upload::StoredObject;
 pub use usage::UsageSnapshot;
 
 use files::Files;
+use group_sync::GroupSync;
 use usage::{Usage, UsageDelta};
 
 /// File name of the metadata database inside the data directory.
@@ -115,6 +118,8 @@ struct Inner {
     /// Serialises write transactions together with the counter update that follows each
     /// commit (redb serialises writers too; this also covers the counters).
     write_lock: Mutex<()>,
+    /// Group commit: writers share the fsync of the database.
+    sync: GroupSync,
     /// Task ids whose bytes are being uploaded right now.
     active: Arc<Mutex<HashSet<String>>>,
 }
@@ -178,6 +183,7 @@ impl Store {
                 db,
                 usage: Usage::default(),
                 write_lock: Mutex::new(()),
+                sync: GroupSync::default(),
                 active: Arc::default(),
             }),
         };
@@ -235,24 +241,41 @@ impl Store {
             .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
-    /// Runs `f` in one write transaction, commits it, then applies the usage change `f`
-    /// recorded. Blocking. Nothing is committed (and no counter moves) when `f` fails.
+    /// Runs `f` in one write transaction, commits it durably, then applies the usage change
+    /// `f` recorded. Blocking. Nothing is committed (and no counter moves) when `f` fails.
     fn write<T>(
         &self,
         f: impl FnOnce(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // The guard protects no data of its own, so a poisoned lock is still usable.
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let txn = self.inner.db.begin_write()?;
+        let (value, seq) = self.write_unsynced(f)?;
+        self.sync_through(seq)?;
+        Ok(value)
+    }
+
+    /// [`Store::write`] without waiting for the disk: the change is visible at once and
+    /// reaches the disk with the next group-commit round (see `group_sync`). Returns the
+    /// commit's number for [`Store::sync_through`].
+    fn write_unsynced<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
+    ) -> Result<(T, u64), StoreError> {
+        let _guard = self.write_guard();
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_durability(Durability::None);
         let mut delta = UsageDelta::default();
         let value = f(&txn, &mut delta)?;
         txn.commit()?;
         self.inner.usage.apply(&delta);
-        Ok(value)
+        Ok((value, self.inner.sync.note_commit()))
+    }
+
+    /// Serialises write transactions with the counter updates that follow them.
+    fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guard protects no data of its own, so a poisoned lock is still usable.
+        self.inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

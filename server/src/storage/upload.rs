@@ -3,7 +3,8 @@
 //! The request side reads the body and hands each piece to a blocking writer through a
 //! bounded channel, so at most [`WRITE_QUEUE_DEPTH`] pieces are in memory. The writer owns the
 //! temporary file from creation to commit: it hashes and writes each piece, fsyncs, checks
-//! size and checksum, publishes the file and commits the metadata. When the request fails or
+//! size and checksum, publishes the file and commits the metadata (sharing the database's
+//! fsync with concurrent uploads, see `group_sync`). When the request fails or
 //! is cancelled the channel closes without an end marker and the writer deletes the file, so
 //! a refused or cut-short upload leaves nothing behind and keeps its pending record.
 
@@ -243,14 +244,17 @@ impl Store {
     ) -> Result<StoredObject, StoreError> {
         let started = &ticket.pending;
         let name = Files::new_object_name(&started.metadata.bucket_id, &started.metadata.key);
-        let published = self
+        let (published, new_dirs) = self
             .files()
             .publish(temp, &name)
             .map_err(StoreError::io("publishing an upload"))?;
+        for dir in new_dirs {
+            self.inner.sync.mark_dir_dirty(dir);
+        }
         let db_key = object_key(&started.metadata.bucket_id, &started.metadata.key);
         let now_ms = epoch_ms(SystemTime::now());
         // If this fails, `published` is dropped and the new file deleted: nothing references it.
-        let (meta, replaced) = self.write(|txn, delta| {
+        let ((meta, replaced), seq) = self.write_unsynced(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
@@ -297,7 +301,10 @@ impl Store {
             }
             Ok((meta, old))
         })?;
+        // Committed (not yet durable): from here the record names this file, so it must stay
+        // even if the sync below fails; recovery removes it if the record never reaches disk.
         published.keep();
+        self.sync_through(seq)?;
         if let Some(old) = &replaced {
             if old.file != name {
                 if let Err(e) = self.files().remove_object(&old.file) {

@@ -111,6 +111,10 @@ pub struct BenchArgs {
     /// Peers of the embedded cluster (ignored with --uri).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     pub peers: u64,
+    /// Chunk size of the SDK client, e.g. 256kb, 4MB (default: the SDK's own choice; with
+    /// `--uri`, `MICTLANX_CHUNK_SIZE` applies instead).
+    #[arg(long, value_parser = crate::parse_size_arg)]
+    pub chunk_size: Option<u64>,
 }
 
 /// What every scenario needs: where the routers are, a scratch directory on the same
@@ -123,6 +127,7 @@ pub(crate) struct Bench {
     duration: Duration,
     size: Option<u64>,
     concurrency: Option<usize>,
+    chunk_size: Option<u64>,
 }
 
 impl Bench {
@@ -131,9 +136,13 @@ impl Bench {
         if self.remote {
             crate::connect::client(Some(&self.uri))
         } else {
-            Client::builder()
+            let mut builder = Client::builder()
                 .routers_uri(&self.uri)
-                .client_id("mictlanx-bench")
+                .client_id("mictlanx-bench");
+            if let Some(bytes) = self.chunk_size {
+                builder = builder.chunk_size(bytes.to_string());
+            }
+            builder
                 .build()
                 .map_err(|e| format!("client configuration failed: {e}"))
         }
@@ -182,6 +191,7 @@ pub async fn run(args: BenchArgs, uri: Option<&str>, out: Output) -> Result<(), 
         concurrency: args
             .concurrency
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        chunk_size: args.chunk_size,
     };
     let mut failure = None;
     for scenario in args.scenario.expand() {
