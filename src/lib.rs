@@ -14,6 +14,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod ball;
+#[doc(hidden)]
+pub mod bench_api;
 pub mod checksum;
 pub mod chunking;
 mod client;

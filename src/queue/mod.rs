@@ -10,7 +10,7 @@
 //! [`AsyncClient::abort`] stops everything.
 
 mod job;
-mod status;
+pub(crate) mod status;
 mod supervisor;
 
 use std::sync::atomic::Ordering;

@@ -5,7 +5,7 @@
 //! latency EWMA, disk use), read without locks by the balancer and written by requests and
 //! the heartbeat. No lock is ever held across an `.await`.
 
-mod balancer;
+pub(crate) mod balancer;
 pub(crate) mod heartbeat;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

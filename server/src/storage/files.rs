@@ -77,27 +77,16 @@ impl Files {
         Ok((file, TempFile { path: Some(path) }))
     }
 
-    /// Moves a written and fsynced temporary file to its object name. Returns a guard that
-    /// still deletes the file on drop (it becomes permanent only once its metadata is
-    /// committed, [`TempFile::keep`]) and the directories whose new entries must be fsynced
-    /// before that metadata is durable: the object's folder, and `objects/` when the folder
-    /// was just created. Without that fsync a crash could leave committed metadata pointing at
-    /// a name that never reached the disk (garage does the same in `src/block/manager.rs`).
-    pub(crate) fn publish(
-        &self,
-        mut temp: TempFile,
-        name: &str,
-    ) -> io::Result<(TempFile, Vec<PathBuf>)> {
+    /// Moves a written and fsynced temporary file to its object name and makes the rename
+    /// durable. The returned guard still deletes the file on drop: it becomes permanent only
+    /// once its metadata is committed ([`TempFile::keep`]).
+    pub(crate) fn publish(&self, mut temp: TempFile, name: &str) -> io::Result<TempFile> {
         let target = self.object_path(name);
         let dir = target
             .parent()
             .ok_or_else(|| io::Error::other("object path has no parent"))?
             .to_path_buf();
-        let mut dirty = Vec::with_capacity(2);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir)?;
-            dirty.push(self.objects.clone());
-        }
+        fs::create_dir_all(&dir)?;
         let Some(source) = temp.path.take() else {
             return Err(io::Error::other("temporary file already consumed"));
         };
@@ -105,8 +94,12 @@ impl Files {
             temp.path = Some(source);
             return Err(e);
         }
-        dirty.push(dir);
-        Ok((TempFile { path: Some(target) }, dirty))
+        let published = TempFile { path: Some(target) };
+        // The rename is only durable once the directory entry is: without this fsync a crash
+        // could leave committed metadata pointing at a name that never reached the disk
+        // (garage does the same in `src/block/manager.rs`).
+        sync_dir(&dir)?;
+        Ok(published)
     }
 
     /// Removes the object file `name`; a missing file is not an error.
@@ -220,12 +213,7 @@ mod tests {
         let (mut f, guard) = files.create_temp().unwrap();
         f.write_all(b"abc").unwrap();
         let name = Files::new_object_name("b", "k");
-        let (published, dirty) = files.publish(guard, &name).unwrap();
-        assert_eq!(
-            dirty.len(),
-            2,
-            "a new folder also dirties objects/: {dirty:?}"
-        );
+        let published = files.publish(guard, &name).unwrap();
         assert_eq!(count_files(files.tmp_dir()), 0);
         assert_eq!(fs::read(files.object_path(&name)).unwrap(), b"abc");
         drop(published);
@@ -235,9 +223,7 @@ mod tests {
         );
 
         let (_, guard) = files.create_temp().unwrap();
-        let (kept, dirty) = files.publish(guard, &name).unwrap();
-        assert_eq!(dirty.len(), 1, "the folder exists now: {dirty:?}");
-        kept.keep();
+        files.publish(guard, &name).unwrap().keep();
         assert!(files.object_path(&name).exists());
         let moved = files.quarantine(&name).unwrap();
         assert!(moved.to_string_lossy().ends_with(CORRUPTED_SUFFIX));

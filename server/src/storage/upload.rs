@@ -244,13 +244,10 @@ impl Store {
     ) -> Result<StoredObject, StoreError> {
         let started = &ticket.pending;
         let name = Files::new_object_name(&started.metadata.bucket_id, &started.metadata.key);
-        let (published, new_dirs) = self
+        let published = self
             .files()
             .publish(temp, &name)
             .map_err(StoreError::io("publishing an upload"))?;
-        for dir in new_dirs {
-            self.inner.sync.mark_dir_dirty(dir);
-        }
         let db_key = object_key(&started.metadata.bucket_id, &started.metadata.key);
         let now_ms = epoch_ms(SystemTime::now());
         // If this fails, `published` is dropped and the new file deleted: nothing references it.
@@ -616,6 +613,12 @@ mod tests {
         let up = tokio::spawn(async move { s2.upload(&task, rx).await });
         use futures::SinkExt;
         tx.send(Ok(Bytes::from_static(b"01234"))).await.unwrap();
+        // The upload must hold its task before the delete, or this tests nothing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !store.is_uploading(out.task_id()) {
+            assert!(std::time::Instant::now() < deadline, "upload never started");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert_eq!(store.delete_key("b", "k").await.unwrap(), 1);
         tx.send(Ok(Bytes::from_static(b"56789"))).await.unwrap();
         drop(tx);
