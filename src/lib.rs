@@ -20,6 +20,7 @@ mod client;
 mod error;
 pub mod id;
 pub mod model;
+pub mod policy;
 mod queue;
 mod routers;
 pub mod size;
