@@ -1,0 +1,219 @@
+//! The policies a router holds, each with its state. In memory only: like the replica map,
+//! nothing here survives a restart (apply the policies again).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mictlanx::policy::{
+    AvailabilityPolicy, How, PolicyState, PolicyStatus, TriggerEvaluation, Variable, WhatItem,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// `(bucket, ball)`.
+pub(crate) type BallId = (String, String);
+
+/// One policy and what became of it.
+#[derive(Debug)]
+pub(crate) struct PolicyRecord {
+    pub policy: AvailabilityPolicy,
+    /// The variable of each trigger, resolved (a lenient typo reads as the nearest name).
+    pub variables: Vec<Variable>,
+    /// The wire view, kept current.
+    pub status: PolicyStatus,
+    /// Cancelled when the policy is removed: its copies stop.
+    pub cancel: CancellationToken,
+    /// PASSIVE: balls replicated, and balls being replicated.
+    pub passive_done: HashSet<BallId>,
+    pub passive_running: HashSet<BallId>,
+}
+
+impl PolicyRecord {
+    /// A new, waiting record.
+    pub(crate) fn new(
+        id: String,
+        policy: AvailabilityPolicy,
+        variables: Vec<Variable>,
+        warnings: Vec<String>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let triggers = policy
+            .when
+            .iter()
+            .zip(&variables)
+            .map(|(t, v)| TriggerEvaluation {
+                target: t.target.clone(),
+                variable: v.name().to_string(),
+                operator: t.predicate.operator.to_string(),
+                threshold: t.predicate.value,
+                observed: None,
+                fired: false,
+                evaluated_at: 0,
+            })
+            .collect();
+        let status = PolicyStatus {
+            id,
+            state: PolicyState::Waiting,
+            how: policy.how.to_string(),
+            policy: policy.to_string(),
+            replicas_done: 0,
+            replicas_total: 0,
+            triggers,
+            created_at: now_ms(),
+            triggered_at: None,
+            error: None,
+            warnings,
+        };
+        Self {
+            policy,
+            variables,
+            status,
+            cancel,
+            passive_done: HashSet::new(),
+            passive_running: HashSet::new(),
+        }
+    }
+
+    /// Whether a PASSIVE policy has nothing left to do: every `what` item is a ball and each
+    /// has been replicated (a bucket can always get new balls).
+    pub(crate) fn passive_complete(&self) -> bool {
+        self.policy.what_items().iter().all(|item| match item {
+            WhatItem::Ball { bucket, ball } => {
+                self.passive_done.contains(&(bucket.clone(), ball.clone()))
+            }
+            WhatItem::Bucket(_) => false,
+        })
+    }
+}
+
+/// The store. Cheap to clone; locked only inside its small methods, never across `.await`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyStore {
+    inner: Arc<Mutex<BTreeMap<String, PolicyRecord>>>,
+}
+
+/// What the evaluator needs of a waiting policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiting {
+    pub id: String,
+    pub policy: AvailabilityPolicy,
+    pub variables: Vec<Variable>,
+}
+
+impl PolicyStore {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, PolicyRecord>> {
+        // Each method leaves every record consistent; a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a record unless `max` are held already; returns its status.
+    pub(crate) fn insert(&self, record: PolicyRecord, max: usize) -> Option<PolicyStatus> {
+        let mut map = self.lock();
+        if map.len() >= max {
+            return None;
+        }
+        let status = record.status.clone();
+        map.insert(status.id.clone(), record);
+        Some(status)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    pub(crate) fn list(&self) -> Vec<PolicyStatus> {
+        self.lock().values().map(|r| r.status.clone()).collect()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<PolicyStatus> {
+        self.lock().get(id).map(|r| r.status.clone())
+    }
+
+    /// Removes a policy and stops its copies.
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        match self.lock().remove(id) {
+            Some(record) => {
+                record.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs `f` on a record, if it still exists.
+    pub(crate) fn with<R>(&self, id: &str, f: impl FnOnce(&mut PolicyRecord) -> R) -> Option<R> {
+        self.lock().get_mut(id).map(f)
+    }
+
+    /// The waiting policies (those whose triggers still need evaluating).
+    pub(crate) fn waiting(&self) -> Vec<Waiting> {
+        self.lock()
+            .iter()
+            .filter(|(_, r)| r.status.state == PolicyState::Waiting)
+            .map(|(id, r)| Waiting {
+                id: id.clone(),
+                policy: r.policy.clone(),
+                variables: r.variables.clone(),
+            })
+            .collect()
+    }
+
+    /// Records one evaluation; returns true when it moved the policy from waiting to
+    /// triggered (a trigger held).
+    pub(crate) fn evaluated(&self, id: &str, results: &[(f64, bool)]) -> bool {
+        self.with(id, |r| {
+            let at = now_ms();
+            for (t, (observed, fired)) in r.status.triggers.iter_mut().zip(results) {
+                t.observed = Some(*observed);
+                t.fired = *fired;
+                t.evaluated_at = at;
+            }
+            let fired = results.iter().any(|(_, f)| *f);
+            if fired && r.status.state == PolicyState::Waiting {
+                r.status.state = PolicyState::Triggered;
+                r.status.triggered_at = Some(at);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false)
+    }
+
+    /// PASSIVE policies that were triggered and cover `(bucket, ball)` and have not
+    /// replicated it, nor are doing so: each is marked as running it, and returned with its
+    /// `who`, `where` and cancel token.
+    pub(crate) fn claim_passive(
+        &self,
+        bucket: &str,
+        ball: &str,
+    ) -> Vec<(String, AvailabilityPolicy, CancellationToken)> {
+        let id: BallId = (bucket.to_string(), ball.to_string());
+        let mut out = Vec::new();
+        for (pid, r) in self.lock().iter_mut() {
+            let live = matches!(
+                r.status.state,
+                PolicyState::Triggered | PolicyState::Replicating
+            );
+            if r.policy.how != How::Passive || !live {
+                continue;
+            }
+            let covers = r.policy.what_items().iter().any(|item| match item {
+                WhatItem::Bucket(b) => b == bucket,
+                WhatItem::Ball { bucket: b, ball: k } => b == bucket && k == ball,
+            });
+            if covers && !r.passive_done.contains(&id) && r.passive_running.insert(id.clone()) {
+                out.push((pid.clone(), r.policy.clone(), r.cancel.clone()));
+            }
+        }
+        out
+    }
+}
