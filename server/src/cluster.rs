@@ -408,9 +408,10 @@ impl LocalCluster {
         self.provisioner.shutdown().await;
     }
 
-    /// Ids of the peers started for availability policies (`pool.peer`), sorted.
-    pub async fn provisioned_peer_ids(&self) -> Vec<String> {
-        self.provisioner.ids().await
+    /// The peers started for availability policies: `(id, base URL)`, sorted by id
+    /// (`pool.peer`). They stop with the cluster.
+    pub async fn provisioned_peers(&self) -> Vec<(String, String)> {
+        self.provisioner.peers().await
     }
 
     async fn start_router(&self, id: String, port: u16) -> Result<RouterSlot, ClusterError> {

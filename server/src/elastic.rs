@@ -35,11 +35,17 @@ impl LocalProvisioner {
         }
     }
 
-    /// Ids of the peers started so far.
-    pub(crate) async fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.started.lock().await.keys().cloned().collect();
-        ids.sort();
-        ids
+    /// `(id, base URL)` of the peers started so far, by id.
+    pub(crate) async fn peers(&self) -> Vec<(String, String)> {
+        let mut peers: Vec<(String, String)> = self
+            .started
+            .lock()
+            .await
+            .iter()
+            .map(|(id, h)| (id.clone(), h.base_url()))
+            .collect();
+        peers.sort();
+        peers
     }
 
     /// Stops every peer it started.

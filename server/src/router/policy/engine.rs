@@ -12,17 +12,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::state::RouterState;
 use super::replicate::{self, Copy};
-use super::stats::ball_of;
+use super::stats::{ball_of, is_ball_access};
 use super::store::Waiting;
 use super::PolicyEngine;
 
 impl PolicyEngine {
-    /// Counts a read the router served, then lets the policies react: PASSIVE policies
-    /// already triggered replicate the ball, and waiting policies naming the bucket are
-    /// evaluated. Never waits for any of it.
+    /// Notes a read the router served; when it is an access of a ball (its first chunk),
+    /// lets the policies react: PASSIVE policies already triggered replicate the ball, and
+    /// waiting policies naming the bucket are evaluated. Never waits for any of it.
     pub(crate) fn on_read(&self, st: &RouterState, bucket: &str, key: &str) {
         self.stats.record(bucket, key);
-        if self.store.is_empty() {
+        if self.store.is_empty() || !is_ball_access(key) {
             return;
         }
         let ball = ball_of(key);

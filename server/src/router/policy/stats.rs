@@ -67,15 +67,22 @@ pub(crate) struct AccessStats {
 
 /// The ball a key belongs to: `<ball>_<index>` → `<ball>`; any other key is its own ball.
 pub(crate) fn ball_of(key: &str) -> &str {
-    match key.rsplit_once('_') {
-        Some((ball, index))
-            if !ball.is_empty()
-                && !index.is_empty()
-                && index.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            ball
-        }
-        _ => key,
+    split_chunk_key(key).map_or(key, |(ball, _)| ball)
+}
+
+fn split_chunk_key(key: &str) -> Option<(&str, &str)> {
+    key.rsplit_once('_').filter(|(ball, index)| {
+        !ball.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Whether reading `key` is an access of its ball: a read of its first chunk (clients read
+/// a ball from chunk 0 on), or of a key that is no chunk key. Reading the other chunks of
+/// the same ball is the same access, so a 3-chunk ball read once counts once.
+pub(crate) fn is_ball_access(key: &str) -> bool {
+    match split_chunk_key(key) {
+        None => true,
+        Some((_, index)) => index.bytes().all(|b| b == b'0'),
     }
 }
 
@@ -106,27 +113,33 @@ impl AccessStats {
         u64::try_from(elapsed / self.slot.as_nanos().max(1)).unwrap_or(u64::MAX)
     }
 
-    /// Counts one read of `key` in `bucket`.
+    /// Notes a read of `key` in `bucket`: counted when it is an access of its ball
+    /// ([`is_ball_access`]), and the key remembered as one of the ball's either way.
     pub(crate) fn record(&self, bucket: &str, key: &str) {
+        let counted = is_ball_access(key);
         let ball = (bucket.to_string(), ball_of(key).to_string());
         let mut inner = self.lock();
         let slot = self.slot_of(&inner);
-        if !inner.balls.contains_key(&ball) && inner.balls.len() >= self.max_balls {
+        if !inner.keys.contains_key(&ball) && inner.keys.len() >= self.max_balls {
             // Full: this read still counts for its bucket and the total.
             tracing::debug!(event = "POLICY.STATS.FULL", bucket_id = bucket, key);
         } else {
-            inner.balls.entry(ball.clone()).or_default().add(slot);
-            let keys = inner.keys.entry(ball).or_default();
+            let keys = inner.keys.entry(ball.clone()).or_default();
             if keys.len() < MAX_KEYS_PER_BALL {
                 keys.insert(key.to_string());
             }
+            if counted {
+                inner.balls.entry(ball).or_default().add(slot);
+            }
         }
-        inner
-            .buckets
-            .entry(bucket.to_string())
-            .or_default()
-            .add(slot);
-        inner.total.add(slot);
+        if counted {
+            inner
+                .buckets
+                .entry(bucket.to_string())
+                .or_default()
+                .add(slot);
+            inner.total.add(slot);
+        }
     }
 
     /// Reads of a ball in the window.
@@ -181,14 +194,10 @@ impl AccessStats {
             keys,
             ..
         } = &mut *inner;
-        balls.retain(|ball, c| {
-            let keep = c.count(now) > 0;
-            if !keep {
-                keys.remove(ball);
-            }
-            keep
-        });
+        balls.retain(|_, c| c.count(now) > 0);
         buckets.retain(|_, c| c.count(now) > 0);
+        // A ball read only past its first chunk has keys and no counter: it goes too.
+        keys.retain(|ball, _| balls.contains_key(ball));
     }
 }
 
@@ -215,6 +224,11 @@ mod tests {
         assert_eq!(ball_of("x_"), "x_");
         assert_eq!(ball_of("_3"), "_3");
         assert_eq!(ball_of(""), "");
+        assert!(is_ball_access("red_file_0"));
+        assert!(is_ball_access("red_file_00"));
+        assert!(is_ball_access("red_file"));
+        assert!(!is_ball_access("red_file_1"));
+        assert!(!is_ball_access("red_file_10"));
     }
 
     #[tokio::test]
@@ -222,6 +236,7 @@ mod tests {
         let s = AccessStats::new(Duration::from_secs(20), 10);
         s.record("b", "x_0");
         s.record("b", "x_1");
+        s.record("b", "x_0");
         s.record("b", "y_0");
         s.record("c", "z");
         assert_eq!(s.ball_count("b", "x"), 2);
