@@ -414,3 +414,8 @@ pub fn parse(text: &str) -> Result<AvailabilityPolicy, PolicyError> {
 
 #[cfg(test)]
 mod tests;
+
+/// `docs/policies.md`, compiled as a doctest so its example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/policies.md")]
+struct PoliciesGuide;
