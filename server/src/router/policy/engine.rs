@@ -43,16 +43,7 @@ impl PolicyEngine {
     /// Evaluates the waiting policies (only those naming `bucket`, when given) and starts
     /// the ACTIVE ones that fire.
     pub(crate) fn evaluate(&self, st: &RouterState, bucket: Option<&str>) {
-        for w in self.store.waiting() {
-            let names_bucket = |b: &str| {
-                w.policy
-                    .when
-                    .iter()
-                    .any(|t| WhatItem::parse(&t.target).is_some_and(|i| i.bucket() == b))
-            };
-            if bucket.is_some_and(|b| !names_bucket(b)) {
-                continue;
-            }
+        for w in self.store.waiting(bucket) {
             let results = self.measure_all(st, &w);
             if self.store.evaluated(&w.id, &results) {
                 tracing::info!(event = "POLICY.TRIGGERED", policy_id = %w.id, how = %w.policy.how);

@@ -153,11 +153,19 @@ impl PolicyStore {
         self.lock().get_mut(id).map(f)
     }
 
-    /// The waiting policies (those whose triggers still need evaluating).
-    pub(crate) fn waiting(&self) -> Vec<Waiting> {
+    /// The waiting policies (those whose triggers still need evaluating); only those with
+    /// a trigger on `bucket`, when given (a read evaluates only what it can change).
+    pub(crate) fn waiting(&self, bucket: Option<&str>) -> Vec<Waiting> {
+        let names = |r: &PolicyRecord, b: &str| {
+            r.policy
+                .when
+                .iter()
+                .any(|t| WhatItem::parse(&t.target).is_some_and(|i| i.bucket() == b))
+        };
         self.lock()
             .iter()
             .filter(|(_, r)| r.status.state == PolicyState::Waiting)
+            .filter(|(_, r)| bucket.map_or(true, |b| names(r, b)))
             .map(|(id, r)| Waiting {
                 id: id.clone(),
                 policy: r.policy.clone(),
