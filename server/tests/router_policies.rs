@@ -197,3 +197,41 @@ async fn a_replicas_trigger_copies_a_whole_bucket_onto_every_where_peer() {
     let list: Vec<Value> = r.get("/api/v4/policies").await.json_body().await.unwrap();
     assert!(list.is_empty());
 }
+
+#[tokio::test]
+async fn a_where_peer_that_stays_down_fails_the_policy_with_its_name() {
+    let mut peers = vec![
+        TestPeer::start("pool.a").await,
+        TestPeer::start("pool.b").await,
+    ];
+    let mut config = router_config(peers.iter().map(TestPeer::address).collect());
+    config.policy.eval_interval = Duration::from_millis(50);
+    config.policy.peer_ready_timeout = Duration::from_millis(300);
+    let r = TestRouter::start(config).await;
+    r.wait_peers_up(2).await;
+    r.put("bkt", "one_0", &random_bytes(1000), 1).await;
+    peers[1].kill().await;
+    r.wait_peers_up(1).await;
+
+    let resp = post(&r, POLICY).await;
+    assert_eq!(resp.status(), 201);
+    let applied: PolicyStatus = resp.json_body().await.unwrap();
+    let deadline = Instant::now() + STEP;
+    let failed = loop {
+        let s: PolicyStatus = r
+            .get(&format!("/api/v4/policies/{}", applied.id))
+            .await
+            .json_body()
+            .await
+            .unwrap();
+        if s.state == PolicyState::Failed {
+            break s;
+        }
+        assert_ne!(s.state, PolicyState::Done, "{s:?}");
+        assert!(Instant::now() < deadline, "never failed: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = failed.error.clone().expect("a reason");
+    assert!(error.contains("pool.b"), "{error}");
+    assert_eq!(failed.state_label(), "failed");
+}

@@ -230,3 +230,55 @@ fn idle_bounded(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str) -> PeerView {
+        PeerView {
+            id: id.to_string(),
+            base_url: format!("http://{id}"),
+            up: true,
+            in_flight: 0,
+        }
+    }
+
+    fn key(name: &str, holders: &[&str]) -> KeyPlan {
+        KeyPlan {
+            bucket: "b".to_string(),
+            metadata: Metadata {
+                key: name.to_string(),
+                size: 1,
+                checksum: String::new(),
+                tags: Default::default(),
+                content_type: String::new(),
+                producer_id: String::new(),
+                ball_id: "k".to_string(),
+                bucket_id: "b".to_string(),
+                is_disabled: false,
+            },
+            holders: holders.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_missing_pairs_are_copied() {
+        let plan = vec![key("k_0", &["p.a"]), key("k_1", &["p.a", "p.b"])];
+        let targets = [view("p.a"), view("p.b"), view("p.c")];
+        let copies: Vec<(String, String)> = missing(plan, &targets)
+            .into_iter()
+            .map(|c| (c.key.metadata.key, c.target.id))
+            .collect();
+        assert_eq!(
+            copies,
+            vec![
+                ("k_0".to_string(), "p.b".to_string()),
+                ("k_0".to_string(), "p.c".to_string()),
+                ("k_1".to_string(), "p.c".to_string()),
+            ]
+        );
+        assert!(missing(vec![], &targets).is_empty());
+        assert!(missing(vec![key("k_0", &[])], &[]).is_empty());
+    }
+}

@@ -225,3 +225,101 @@ impl PolicyStore {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, how: &str, what: &str) -> PolicyRecord {
+        let text = format!(
+            "apac: v1 available-resources: p: - a who: p.a what: {what} where: - p.a
+             how: {how} when: - b.k: $ACCESS_COUNT > 1"
+        );
+        let policy = mictlanx::policy::parse(&text).expect("valid");
+        PolicyRecord::new(
+            id.to_string(),
+            policy,
+            vec![Variable::AccessCount],
+            vec![],
+            CancellationToken::new(),
+        )
+    }
+
+    #[test]
+    fn a_policy_fires_once_and_keeps_its_last_evaluation() {
+        let store = PolicyStore::default();
+        store
+            .insert(record("x", "ACTIVE", "- b.k"), 10)
+            .expect("room");
+        assert_eq!(store.waiting(None).len(), 1);
+        assert_eq!(store.waiting(Some("b")).len(), 1);
+        assert!(store.waiting(Some("other")).is_empty());
+        assert!(!store.evaluated("x", &[(1.0, false)]));
+        let s = store.get("x").expect("held");
+        assert_eq!(s.state, PolicyState::Waiting);
+        assert_eq!(s.triggers[0].observed, Some(1.0));
+        assert!(s.triggers[0].evaluated_at > 0);
+        assert!(store.evaluated("x", &[(2.0, true)]));
+        // Triggered: no longer waiting, and firing again changes nothing.
+        assert!(store.waiting(None).is_empty());
+        assert!(!store.evaluated("x", &[(3.0, true)]));
+        assert_eq!(
+            store.get("x").map(|s| s.state),
+            Some(PolicyState::Triggered)
+        );
+        assert!(!store.evaluated("missing", &[(1.0, true)]));
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_removal_cancels() {
+        let store = PolicyStore::default();
+        let r = record("x", "ACTIVE", "- b.k");
+        let cancel = r.cancel.clone();
+        assert!(store.insert(r, 1).is_some());
+        assert!(store.insert(record("y", "ACTIVE", "- b.k"), 1).is_none());
+        assert_eq!(store.list().len(), 1);
+        assert!(store.remove("x"));
+        assert!(cancel.is_cancelled());
+        assert!(!store.remove("x"));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn passive_balls_are_claimed_once_and_only_after_the_trigger() {
+        let store = PolicyStore::default();
+        store
+            .insert(record("p", "PASSIVE", "- b.k - c"), 10)
+            .expect("room");
+        store
+            .insert(record("a", "ACTIVE", "- b.k"), 10)
+            .expect("room");
+        // Waiting: nothing to claim yet.
+        assert!(store.claim_passive("b", "k").is_empty());
+        store.evaluated("p", &[(5.0, true)]);
+        store.evaluated("a", &[(5.0, true)]);
+        let claimed = store.claim_passive("b", "k");
+        assert_eq!(claimed.len(), 1, "only the PASSIVE policy");
+        assert_eq!(claimed[0].0, "p");
+        // Running: not claimed twice; other balls of a named bucket are.
+        assert!(store.claim_passive("b", "k").is_empty());
+        assert_eq!(store.claim_passive("c", "anything").len(), 1);
+        assert!(store.claim_passive("b", "other").is_empty());
+        store.with("p", |r| {
+            r.passive_running.clear();
+            r.passive_done.insert(("b".into(), "k".into()));
+            // A bucket item can always get new balls.
+            assert!(!r.passive_complete());
+        });
+        assert!(store.claim_passive("b", "k").is_empty());
+    }
+
+    #[test]
+    fn a_passive_policy_of_single_balls_completes() {
+        let mut r = record("p", "PASSIVE", "- b.k - b.j");
+        assert!(!r.passive_complete());
+        r.passive_done.insert(("b".into(), "k".into()));
+        assert!(!r.passive_complete());
+        r.passive_done.insert(("b".into(), "j".into()));
+        assert!(r.passive_complete());
+    }
+}
