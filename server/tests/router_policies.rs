@@ -200,7 +200,7 @@ async fn a_replicas_trigger_copies_a_whole_bucket_onto_every_where_peer() {
 
 #[tokio::test]
 async fn a_where_peer_that_stays_down_fails_the_policy_with_its_name() {
-    let mut peers = vec![
+    let mut peers = [
         TestPeer::start("pool.a").await,
         TestPeer::start("pool.b").await,
     ];
