@@ -22,6 +22,7 @@ mod client;
 mod error;
 pub mod id;
 pub mod model;
+pub mod policy;
 mod queue;
 mod routers;
 pub mod size;
@@ -30,7 +31,7 @@ pub mod uri;
 pub use ball::{Ball, Bucket};
 pub use client::{
     Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult, GetFileResult,
-    GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
+    GetOptions, GetResult, Policies, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
     DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
 };

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bench, inspect, remove, transfer, up};
+use crate::commands::{bench, inspect, policy, remove, transfer, up};
 use crate::output::Output;
 
 /// MictlanX: put and get balls in buckets through routers.
@@ -124,6 +124,9 @@ enum Command {
     Routers,
     /// Measure throughput and latency against an embedded cluster (or --uri).
     Bench(bench::BenchArgs),
+    /// Availability policies: check a file offline, apply it, list, show, remove.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -139,6 +142,10 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Offline, and the only command with its own exit code for invalid input (2).
+    if let Command::Policy(policy::PolicyCommand::Check { file, lenient }) = &cli.command {
+        return policy::check(Output { json: cli.json }, file, *lenient);
+    }
     let _log = mictlanx_server::logging::init("mictlanx-cli", "warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -223,6 +230,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             inspect::routers(&client, out).await
         }
         Command::Bench(args) => bench::run(args, uri, out).await,
+        Command::Policy(cmd) => policy::run(cmd, uri, out).await,
     }
 }
 

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mictlanx::uri::{NodeAddress, Protocol};
 
 use crate::config::{PeerConfig, RouterConfig};
+use crate::elastic::LocalProvisioner;
 use crate::serve::ServerHandle;
 use crate::{peer, router};
 
@@ -79,6 +81,8 @@ pub struct LocalClusterBuilder {
     capacity: u64,
     probe_interval: Duration,
     verify_limit: Option<u64>,
+    policy_interval: Option<Duration>,
+    policy_window: Option<Duration>,
 }
 
 impl Default for LocalClusterBuilder {
@@ -90,6 +94,8 @@ impl Default for LocalClusterBuilder {
             capacity: 10_000_000_000,
             probe_interval: Duration::from_millis(250),
             verify_limit: None,
+            policy_interval: None,
+            policy_window: None,
         }
     }
 }
@@ -133,6 +139,18 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How often the router evaluates availability policies (default: the router's, 5 s).
+    pub fn policy_interval(mut self, every: Duration) -> Self {
+        self.policy_interval = Some(every);
+        self
+    }
+
+    /// The sliding window of the router's access statistics (default: the router's, 5 min).
+    pub fn policy_window(mut self, window: Duration) -> Self {
+        self.policy_window = Some(window);
+        self
+    }
+
     /// Starts the peers, then the router, and waits until the router sees every peer up.
     ///
     /// # Errors
@@ -173,9 +191,15 @@ impl LocalClusterBuilder {
             });
         }
 
+        let provisioner = Arc::new(LocalProvisioner::new(
+            root.clone(),
+            self.capacity,
+            self.verify_limit,
+        ));
         let mut cluster = LocalCluster {
             routers: Vec::new(),
             peers,
+            provisioner,
             root,
             builder: self,
             _tempdir: tempdir,
@@ -207,6 +231,8 @@ struct RouterSlot {
 pub struct LocalCluster {
     routers: Vec<RouterSlot>,
     peers: Vec<PeerSlot>,
+    /// Starts the peers that availability policies declare (elastic).
+    provisioner: Arc<LocalProvisioner>,
     root: PathBuf,
     builder: LocalClusterBuilder,
     _tempdir: Option<tempfile::TempDir>,
@@ -379,6 +405,13 @@ impl LocalCluster {
                 h.shutdown().await;
             }
         }
+        self.provisioner.shutdown().await;
+    }
+
+    /// The peers started for availability policies: `(id, base URL)`, sorted by id
+    /// (`pool.peer`). They stop with the cluster.
+    pub async fn provisioned_peers(&self) -> Vec<(String, String)> {
+        self.provisioner.peers().await
     }
 
     async fn start_router(&self, id: String, port: u16) -> Result<RouterSlot, ClusterError> {
@@ -396,6 +429,13 @@ impl LocalCluster {
         if let Some(limit) = self.builder.verify_limit {
             config.verify_buffer_limit = limit;
         }
+        if let Some(every) = self.builder.policy_interval {
+            config.policy.eval_interval = every;
+        }
+        if let Some(window) = self.builder.policy_window {
+            config.policy.window = window;
+        }
+        config.policy.provisioner = Some(self.provisioner.clone());
         let handle = router::start(config)
             .await
             .map_err(|source| ClusterError::Router {

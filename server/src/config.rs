@@ -70,6 +70,8 @@ pub struct RouterConfig {
     pub verify_buffer_limit: u64,
     /// In-flight pieces buffered per replica while an upload fans out (bounded memory).
     pub fanout_buffer_pieces: usize,
+    /// Availability policies: evaluation interval, statistics window, elastic provisioner.
+    pub policy: crate::router::PolicyConfig,
 }
 
 impl RouterConfig {
@@ -86,6 +88,7 @@ impl RouterConfig {
             task_ttl: Duration::from_secs(3600),
             verify_buffer_limit: 64 * 1024 * 1024,
             fanout_buffer_pieces: 8,
+            policy: crate::router::PolicyConfig::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod cluster;
 pub mod config;
+mod elastic;
 pub mod error;
 pub mod logging;
 pub mod metrics;

@@ -21,6 +21,7 @@ mod http;
 mod listing;
 mod options;
 mod paths;
+mod policies;
 mod put;
 mod retry;
 mod source;
@@ -44,6 +45,7 @@ pub use get_file::GetFileResult;
 pub use options::{
     DeleteBucketResult, GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult,
 };
+pub use policies::Policies;
 pub use retry::RetryConfig;
 
 /// An async MictlanX client.

@@ -27,7 +27,8 @@
 //! Module map: `peers` (registry and health), `probe` (background loops), `peer_client`
 //! (the peer API), `replicas` and `lookup` (who holds what), `placement` (where new replicas
 //! go), `tasks` (pending uploads), `fanout` (one body to N peers), `read` (verified failover
-//! reads), `listing` (merged listings), `headers`, `handlers`, `routes`.
+//! reads), `listing` (merged listings), `policy` (availability policies), `headers`,
+//! `handlers`, `routes`.
 
 mod fanout;
 mod handlers;
@@ -37,6 +38,7 @@ mod lookup;
 mod peer_client;
 mod peers;
 mod placement;
+mod policy;
 mod probe;
 mod read;
 mod replicas;
@@ -52,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RouterConfig;
 use crate::serve::{self, ServerHandle};
 
+pub use policy::{PeerProvisioner, PolicyConfig, ProvisionError};
 pub use routes::app;
 pub use state::RouterState;
 
@@ -95,6 +98,7 @@ pub async fn start(config: RouterConfig) -> Result<ServerHandle, StartError> {
     let stop = CancellationToken::new();
     let handle =
         serve::spawn(listener, app(state.clone()), stop.clone()).map_err(StartError::Serve)?;
+    policy::spawn_loop(state.clone(), stop.clone());
     probe::spawn_loops(state.clone(), stop);
     let (_, peers) = state.peers.counts();
     tracing::info!(event = "ROUTER.START", router_id = state.id(), addr = %handle.addr(), peers);

@@ -102,6 +102,7 @@ pub fn app(state: RouterState) -> Router {
                 .post(bid_key_disable_fixup),
         )
         .merge(uploads)
+        .merge(super::policy::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

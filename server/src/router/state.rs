@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 
 use super::peer_client::{PeerClient, PeerError};
 use super::peers::{PeerRegistry, PeerView};
+use super::policy::PolicyEngine;
 use super::replicas::ReplicaMap;
 use super::tasks::TaskStore;
 use super::StartError;
@@ -28,6 +29,8 @@ pub struct RouterState {
     pub(crate) tasks: TaskStore,
     pub(crate) client: PeerClient,
     pub(crate) metrics: Metrics,
+    /// Availability policies and the access statistics they read.
+    pub(crate) policies: PolicyEngine,
     /// Wakes the probe loop early (a peer was just added).
     pub(crate) probe_now: Arc<Notify>,
 }
@@ -67,6 +70,7 @@ impl RouterState {
         }
         Ok(Self {
             tasks: TaskStore::new(config.task_ttl),
+            policies: PolicyEngine::new(&config.policy),
             config: Arc::new(config),
             peers,
             replicas: ReplicaMap::default(),

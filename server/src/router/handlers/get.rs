@@ -141,6 +141,7 @@ pub(crate) async fn get_object_in(
         None
     };
     let read = read_object(st, &bucket, &key, range.as_ref(), metadata.as_ref()).await?;
+    st.policies.on_read(st, &bucket, &key);
     tracing::info!(
         event = "GET",
         bucket_id = %bucket,
@@ -261,6 +262,7 @@ pub(crate) async fn merge(
         return Err(ApiError::not_found("Invalid number of chunks."));
     };
     let first = read_object(&st, &bucket, &first_key, None, Some(&first_meta)).await?;
+    st.policies.on_read(&st, &bucket, &first_key);
     tracing::info!(
         event = "GET.MERGE",
         bucket_id = %bucket,
