@@ -172,10 +172,6 @@ impl Opener {
         })
     }
 
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     /// The plaintext of every segment completed by `sealed`.
     ///
     /// # Errors
