@@ -187,7 +187,9 @@ impl PutOptions {
     /// Encrypts the ball on the client to `recipients` (1 to 64 X25519 public keys): any
     /// one of their key pairs opens it ([`GetOptions::decrypt_with`]). Peers and routers
     /// store and verify only sealed bytes; the chunk size is then the sealed chunk size
-    /// (each chunk holds `chunk_size - 16` bytes of data and a 16-byte tag). See
+    /// (each chunk holds `chunk_size - 16` bytes of data and a 16-byte tag), and the
+    /// [`PutResult`]'s size and checksum are the sealed ball's. Tags named `xolo_*` are
+    /// reserved for the encryption. See
     /// [`mictlanx::xolo`](crate::xolo) and `docs/security.md`.
     ///
     /// ```
