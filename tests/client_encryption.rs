@@ -529,3 +529,65 @@ async fn async_client_jobs_carry_the_keys() {
     assert!(matches!(*err, Error::MissingKey { .. }), "{err}");
     queue.shutdown().await;
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_overwritten_on_a_peers_disk_are_an_error_never_data() {
+    let (cluster, c) = cluster().await;
+    let alice = KeyPair::generate();
+    let plain = data(3 * SEGMENT, 4);
+    c.put_bytes("enc", "on-disk", plain.clone(), sealed_to(&[&alice]))
+        .await
+        .unwrap();
+    // The only balls of this cluster are this one's three sealed chunks: flip a byte in
+    // each stored object, as a thief with the disk (but without the key) could.
+    let mut flipped = 0;
+    for i in 0..2 {
+        let dir = cluster.peer_data_dir(i).unwrap().join("objects");
+        for file in files_under(&dir) {
+            let mut bytes = std::fs::read(&file).unwrap();
+            if bytes.len() as u64 == CHUNK {
+                bytes[100] ^= 0x40;
+                std::fs::write(&file, &bytes).unwrap();
+                flipped += 1;
+            }
+        }
+    }
+    assert_eq!(flipped, 3, "one stored object per chunk");
+    let err = within("get", get_plain(&c, "enc", "on-disk", &alice))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, Error::NotARecipient { .. } | Error::MissingKey { .. }),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert!(within(
+        "get_to_file",
+        c.get_to_file_opts("enc", "on-disk", &out, opened_with(&alice))
+    )
+    .await
+    .is_err());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no plaintext left"
+    );
+}
