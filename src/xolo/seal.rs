@@ -61,8 +61,8 @@ impl Sealer {
     ///
     /// # Errors
     ///
-    /// [`Error::Validation`] for no recipients or more than 64 (after removing duplicates);
-    /// [`Error::Decryption`] for a recipient key that is not a usable X25519 key.
+    /// [`Error::Validation`] for no recipients or more than 64 (after removing duplicates),
+    /// or a recipient key that is not a usable X25519 key (low order).
     pub fn new(
         recipients: &[PublicKey],
         bucket: &str,
@@ -92,7 +92,12 @@ impl Sealer {
         let wrapped = unique
             .iter()
             .map(|r| wrap(&data_key, r, &context))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| match e {
+                // On the way in, an unusable recipient key is the caller's bad input.
+                Error::Decryption { message } => Error::Validation { message },
+                other => other,
+            })?;
         let header = Header {
             layout,
             nonce_prefix,
@@ -179,7 +184,8 @@ impl Opener {
     /// [`Error::Decryption`] when a segment does not open (tampered, reordered, from another
     /// ball, or opened with another key) or bytes follow the last segment.
     pub fn push(&mut self, mut sealed: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut plain = Vec::with_capacity(sealed.len());
+        // Usually one piece is one whole segment: its plaintext is returned without a copy.
+        let mut opened: Vec<Vec<u8>> = Vec::new();
         while !sealed.is_empty() {
             if self.next >= self.layout.num_segments() {
                 return Err(Error::Decryption {
@@ -192,9 +198,8 @@ impl Opener {
             }
             let want = usize::try_from(self.layout.sealed_len(self.next)).unwrap_or(usize::MAX);
             if self.pending.is_empty() && sealed.len() >= want {
-                // The usual case: a whole segment in the piece, opened without copying.
                 let (segment, rest) = sealed.split_at(want);
-                plain.extend_from_slice(&self.open(segment)?);
+                opened.push(self.open(segment)?);
                 sealed = rest;
                 continue;
             }
@@ -203,13 +208,16 @@ impl Opener {
             sealed = &sealed[take..];
             if self.pending.len() == want {
                 let segment = std::mem::take(&mut self.pending);
-                plain.extend_from_slice(&self.open(&segment)?);
+                opened.push(self.open(&segment)?);
             }
         }
-        Ok(plain)
+        Ok(match opened.len() {
+            1 => opened.pop().unwrap_or_default(),
+            _ => opened.concat(),
+        })
     }
 
-    fn open(&mut self, segment: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    fn open(&mut self, segment: &[u8]) -> Result<Vec<u8>, Error> {
         let index = self.next;
         let nonce = segment_nonce(&self.nonce_prefix, index, self.layout.is_last(index));
         let plain = self
@@ -228,7 +236,7 @@ impl Opener {
                 ),
             })?;
         self.next += 1;
-        Ok(Zeroizing::new(plain))
+        Ok(plain)
     }
 
     /// Checks that the whole ball was opened.
@@ -388,6 +396,11 @@ mod tests {
         let layout = Layout::new(10, 10).unwrap();
         assert!(matches!(
             Sealer::new(&[], "b", "k", layout),
+            Err(Error::Validation { .. })
+        ));
+        let low_order = PublicKey::from_bytes([0; 32]);
+        assert!(matches!(
+            Sealer::new(&[low_order], "b", "k", layout),
             Err(Error::Validation { .. })
         ));
         let many: Vec<PublicKey> = (0..=MAX_RECIPIENTS)
