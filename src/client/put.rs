@@ -111,7 +111,9 @@ impl Client {
     /// router cannot place the replicas (fewer healthy peers than the replication factor,
     /// or the key already stored with other content); the last error of a chunk that failed
     /// after its retries; a cancelled put's error (see [`Error::is_cancelled`](crate::Error::is_cancelled)).
-    /// On any failure, what this put stored is deleted (best effort).
+    /// On any failure, what this put stored is deleted (best effort). With
+    /// [`PutOptions::encrypt_to`]: [`Error::Validation`] for a chunk size of 16 bytes or
+    /// less, no recipient or more than 64, an unusable key, or a user tag named `xolo_*`.
     ///
     /// # Examples
     ///
