@@ -13,6 +13,7 @@ use crate::id::IdError;
 use crate::model::{ErrorBody, NO_AVAILABLE_PEERS_CODE};
 use crate::size::SizeError;
 use crate::uri::UriError;
+use crate::xolo::KeyError;
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -163,6 +164,31 @@ pub enum Error {
     Cancelled,
     /// A local file operation failed.
     Io(std::io::Error),
+    /// A Xolo key that cannot be made, read or parsed. Class `KeyError` (400).
+    Key(KeyError),
+    /// An encrypted ball that does not open: a segment tampered with, reordered, truncated
+    /// or from another ball, a wrapped key that does not open with the given key, or
+    /// unusable encryption tags. Class `DecryptionError` (1100). Never retried.
+    Decryption {
+        /// What did not open.
+        message: String,
+    },
+    /// The ball is encrypted, but not to the given key. Class `NotARecipientError` (1101).
+    NotARecipient {
+        /// The key and the recipients the ball lists (fingerprints).
+        message: String,
+    },
+    /// A key was given to open a ball that is not encrypted. Class `NotEncryptedError` (1102).
+    NotEncrypted {
+        /// Which ball.
+        message: String,
+    },
+    /// The ball is encrypted and no key was given to open it (its sealed bytes are never
+    /// handed out as if they were the data). Class `MissingKeyError` (1103).
+    MissingKey {
+        /// Which ball.
+        message: String,
+    },
 }
 
 impl Error {
@@ -188,6 +214,11 @@ impl Error {
             Error::Timeout { .. } => "RequestTimeoutError",
             Error::UpstreamProtocol { .. } => "UpstreamProtocolError",
             Error::Cancelled => "CancelledError",
+            Error::Key(_) => "KeyError",
+            Error::Decryption { .. } => "DecryptionError",
+            Error::NotARecipient { .. } => "NotARecipientError",
+            Error::NotEncrypted { .. } => "NotEncryptedError",
+            Error::MissingKey { .. } => "MissingKeyError",
             Error::Conflict { .. }
             | Error::PayloadTooLarge { .. }
             | Error::InsufficientStorage { .. }
@@ -226,6 +257,12 @@ impl Error {
             // nginx's "client closed request": the caller stopped it.
             Error::Cancelled => 499,
             Error::Io(_) => 500,
+            Error::Key(_) => 400,
+            // Client-side Xolo kinds, numbered after the original's transport range.
+            Error::Decryption { .. } => 1100,
+            Error::NotARecipient { .. } => 1101,
+            Error::NotEncrypted { .. } => 1102,
+            Error::MissingKey { .. } => 1103,
         }
     }
 
@@ -284,7 +321,12 @@ impl Error {
             | Error::ConnectFailed { message, .. }
             | Error::DnsResolution { message, .. }
             | Error::Timeout { message, .. }
-            | Error::UpstreamProtocol { message } => message.clone(),
+            | Error::UpstreamProtocol { message }
+            | Error::Decryption { message }
+            | Error::NotARecipient { message }
+            | Error::NotEncrypted { message }
+            | Error::MissingKey { message } => message.clone(),
+            Error::Key(e) => e.to_string(),
             Error::InvalidId(e) => e.to_string(),
             Error::InvalidSize(e) => e.to_string(),
             Error::InvalidUri(e) => e.to_string(),
@@ -458,6 +500,7 @@ impl std::error::Error for Error {
             Error::InvalidUri(e) => Some(e),
             Error::InvalidChunking(e) => Some(e),
             Error::Io(e) => Some(e),
+            Error::Key(e) => Some(e),
             Error::Network { source, .. }
             | Error::ConnectFailed { source, .. }
             | Error::DnsResolution { source, .. }
@@ -498,6 +541,12 @@ impl From<ChecksumError> for Error {
         Error::Integrity {
             message: e.to_string(),
         }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Error::Key(e)
     }
 }
 

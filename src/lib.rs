@@ -9,7 +9,8 @@
 //!
 //! This crate holds the wire types of MictlanX API v4 ([`model`]), the parsers for sizes
 //! ([`size`]), identifiers ([`id`]) and router addresses ([`uri`]), chunk planning and
-//! checksums ([`chunking`], [`checksum`]) and the one error type ([`Error`]).
+//! checksums ([`chunking`], [`checksum`]), Xolo keys and client-side encryption ([`xolo`])
+//! and the one error type ([`Error`]).
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -27,6 +28,7 @@ mod queue;
 mod routers;
 pub mod size;
 pub mod uri;
+pub mod xolo;
 
 pub use ball::{Ball, Bucket};
 pub use client::{

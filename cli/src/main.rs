@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{bench, inspect, policy, remove, transfer, up};
+use crate::commands::{bench, inspect, keys, policy, remove, transfer, up};
 use crate::output::Output;
 
 /// MictlanX: put and get balls in buckets through routers.
@@ -85,6 +85,10 @@ enum Command {
         /// A tag `k=v` (repeatable).
         #[arg(long = "tag", value_parser = parse_tag)]
         tags: Vec<(String, String)>,
+        /// Encrypt to this public key (repeatable): a `.pub` file, or a key name in
+        /// XOLO_SECRET_PATH. Any one recipient's private key opens the ball.
+        #[arg(long = "encrypt-to", value_name = "KEY.pub")]
+        encrypt_to: Vec<String>,
     },
     /// Read a ball into a file (`-o FILE`, default ./KEY) or standard output (`-o -`).
     Get {
@@ -95,6 +99,21 @@ enum Command {
         /// Destination file, or `-` for standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Open an encrypted ball with this private key: a key name in XOLO_SECRET_PATH,
+        /// or a file.
+        #[arg(long = "decrypt-with", value_name = "NAME")]
+        decrypt_with: Option<String>,
+    },
+    /// Make an X25519 key pair: NAME (private, mode 0600) and NAME.pub in the key directory.
+    Keygen {
+        /// Key name (a file name: letters, digits, '.', '_', '-').
+        name: String,
+        /// Key directory (default: XOLO_SECRET_PATH, else ~/.mictlanx/xolo/keys).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace an existing key of that name.
+        #[arg(long)]
+        force: bool,
     },
     /// List the balls of a bucket.
     Ls {
@@ -199,7 +218,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             chunk_size,
             rf,
             tags,
+            encrypt_to,
         } => {
+            let recipients = encrypt_to
+                .iter()
+                .map(|spec| keys::find_public(spec))
+                .collect::<Result<Vec<_>, _>>()?;
             let args = transfer::PutArgs {
                 paths,
                 recursive,
@@ -208,6 +232,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 chunk_size,
                 rf,
                 tags,
+                recipients,
                 quiet: cli.quiet,
             };
             transfer::put(connect::client(uri)?, out, args).await
@@ -216,7 +241,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             bucket,
             key,
             output,
-        } => transfer::get(&connect::client(uri)?, out, &bucket, &key, output).await,
+            decrypt_with,
+        } => {
+            let pair = decrypt_with.as_deref().map(keys::find_pair).transpose()?;
+            let target = transfer::GetTarget {
+                bucket: &bucket,
+                key: &key,
+                output,
+                decrypt_with: pair.as_ref(),
+            };
+            transfer::get(&connect::client(uri)?, out, target).await
+        }
+        Command::Keygen { name, dir, force } => keys::keygen(&name, dir, force, out),
         Command::Ls { bucket } => inspect::ls(&connect::client(uri)?, out, &bucket).await,
         Command::Stat { bucket, key } => {
             inspect::stat(&connect::client(uri)?, out, &bucket, &key).await
@@ -267,6 +303,29 @@ mod tests {
         };
         assert_eq!(tags, vec![("k".to_string(), "v=w".to_string())]);
         assert!(Cli::try_parse_from(["mictlanx", "put", "a", "-b", "b", "--tag", "=x"]).is_err());
+        let cli = Cli::try_parse_from([
+            "mictlanx",
+            "put",
+            "a",
+            "-b",
+            "b",
+            "--encrypt-to",
+            "alice.pub",
+            "--encrypt-to",
+            "/k/bob.pub",
+        ])
+        .unwrap();
+        let Command::Put { encrypt_to, .. } = cli.command else {
+            panic!("put");
+        };
+        assert_eq!(encrypt_to, ["alice.pub", "/k/bob.pub"]);
+        let cli =
+            Cli::try_parse_from(["mictlanx", "get", "b", "k", "--decrypt-with", "alice"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Get { decrypt_with: Some(ref n), .. } if n == "alice")
+        );
+        let cli = Cli::try_parse_from(["mictlanx", "keygen", "alice", "--force"]).unwrap();
+        assert!(matches!(cli.command, Command::Keygen { force: true, .. }));
     }
 
     /// The README's first command, small: the whole path through an embedded cluster.

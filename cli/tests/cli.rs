@@ -264,3 +264,141 @@ fn client_events_go_to_the_log_directory_as_json_lines() {
     assert_eq!(puts[0]["key"], "f-bin");
     rt.block_on(cluster.shutdown());
 }
+
+/// `keygen`, then an encrypted `put` to two recipients and `get --decrypt-with`, keys found
+/// by name in `XOLO_SECRET_PATH` or by path.
+#[test]
+fn keygen_then_encrypted_put_and_get_round_trip() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt
+        .block_on(LocalCluster::builder().peers(1).start())
+        .unwrap();
+    let uri = cluster.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keys = d.join("keys");
+    let with_keys = |args: &[&str]| -> Output {
+        mictlanx(d, args)
+            .env("XOLO_SECRET_PATH", &keys)
+            .output()
+            .unwrap()
+    };
+
+    let out = with_keys(&["--json", "keygen", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made = &json_lines(&out)[0];
+    assert_eq!(made["name"], "alice");
+    assert_eq!(made["fingerprint"].as_str().unwrap().len(), 32);
+    let private = keys.join("alice");
+    assert!(std::fs::read_to_string(&private)
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // An existing key is kept unless --force.
+    let out = with_keys(&["keygen", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = with_keys(&["--json", "keygen", "alice", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(json_lines(&out)[0]["fingerprint"], made["fingerprint"]);
+    let other = d.join("elsewhere");
+    let out = with_keys(&["keygen", "bob", "--dir", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = with_keys(&["keygen", "../evil"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(with_keys(&["keygen"]).status.code(), Some(2));
+
+    let secret: Vec<u8> = (0..250_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(d.join("secret.bin"), &secret).unwrap();
+    let bob_pub = other.join("bob.pub");
+    let out = with_keys(&[
+        "--uri",
+        &uri,
+        "--json",
+        "put",
+        "secret.bin",
+        "-b",
+        "vault",
+        "-k",
+        "plan",
+        "--chunk-size",
+        "100kb",
+        "--encrypt-to",
+        "alice.pub",
+        "--encrypt-to",
+        bob_pub.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let put = &json_lines(&out)[0];
+    assert_eq!(put["encrypted"], true);
+    assert_eq!(put["num_chunks"], 3);
+
+    // Alice by name, Bob by file: both open it.
+    let out = with_keys(&[
+        "--uri",
+        &uri,
+        "--json",
+        "get",
+        "vault",
+        "plan",
+        "-o",
+        "a.out",
+        "--decrypt-with",
+        "alice",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines(&out)[0]["size"], 250_000);
+    assert_eq!(std::fs::read(d.join("a.out")).unwrap(), secret);
+    let bob_private = other.join("bob");
+    let out = with_keys(&[
+        "--uri",
+        &uri,
+        "get",
+        "vault",
+        "plan",
+        "-o",
+        "-",
+        "--decrypt-with",
+        bob_private.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, secret);
+
+    // Without the key: a clear error and no file.
+    let out = with_keys(&["--uri", &uri, "get", "vault", "plan", "-o", "b.out"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("MissingKeyError"), "{}", stderr(&out));
+    assert!(!d.join("b.out").exists());
+    // Unknown keys are named.
+    let out = with_keys(&[
+        "--uri",
+        &uri,
+        "put",
+        "secret.bin",
+        "-b",
+        "vault",
+        "--encrypt-to",
+        "carol",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no public key \"carol\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = with_keys(&[
+        "--uri",
+        &uri,
+        "get",
+        "vault",
+        "plan",
+        "--decrypt-with",
+        "../alice",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::encryption::{open_all, opener_for};
 use super::http::{check, read_exact, send, send_json};
 use super::options::{GetOptions, GetResult, Progress};
 use super::put::ball_ids;
@@ -57,12 +58,32 @@ impl Client {
             .await
     }
 
-    /// [`get_bytes`](Self::get_bytes) with options: concurrency, cancellation, progress.
+    /// [`get_bytes`](Self::get_bytes) with options: concurrency, cancellation, progress, and
+    /// the key that opens an encrypted ball ([`GetOptions::decrypt_with`]).
     ///
     /// # Errors
     ///
     /// As [`get_bytes`](Self::get_bytes), or a cancelled error (see
-    /// [`Error::is_cancelled`](crate::Error::is_cancelled)).
+    /// [`Error::is_cancelled`](crate::Error::is_cancelled)). For encryption:
+    /// [`Error::MissingKey`] (an encrypted ball and no key), [`Error::NotEncrypted`] (a key
+    /// and a plain ball), [`Error::NotARecipient`] (the ball is not encrypted to the key),
+    /// [`Error::Decryption`] (tampered, reordered or truncated chunks, or a wrong key).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mictlanx::xolo::{default_key_dir, KeyPair};
+    /// use mictlanx::GetOptions;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), mictlanx::Error> {
+    /// let client = mictlanx::Client::from_env()?;
+    /// let alice = KeyPair::load(default_key_dir()?, "alice")?;
+    /// let opts = GetOptions::default().decrypt_with(&alice);
+    /// let ball = client.get_bytes_opts("secrets", "plan", opts).await?;
+    /// println!("{} bytes of plaintext", ball.data.len());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_bytes_opts(
         &self,
         bucket: &str,
@@ -78,6 +99,8 @@ impl Client {
             .first_chunk_metadata(&bucket, &ball_id, &cancel)
             .await?;
         let n = num_chunks(&first)?;
+        // Decided before any byte is fetched: a missing or wrong key fails fast.
+        let opener = opener_for(&bucket, &ball_id, &first, n, &opts)?;
         let limit = opts
             .max_concurrency
             .unwrap_or(self.inner.config.max_concurrency)
@@ -146,6 +169,10 @@ impl Client {
                 });
             }
         }
+        let data = match opener {
+            Some(opener) => open_all(opener, data).await?,
+            None => data,
+        };
         tracing::info!(
             event = "GET",
             bucket_id = %bucket,
@@ -160,7 +187,9 @@ impl Client {
     }
 
     /// Reads chunk `index` of a ball (key `<ball_id>_<index>`), verified against its
-    /// metadata.
+    /// metadata. These are the stored bytes: for an encrypted ball, a sealed segment (its
+    /// metadata's `xolo_*` tags say so); open encrypted balls with
+    /// [`get_bytes_opts`](Self::get_bytes_opts) and a key.
     ///
     /// # Errors
     ///

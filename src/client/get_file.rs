@@ -56,7 +56,9 @@ impl Client {
     }
 
     /// [`get_to_file`](Self::get_to_file) with options: chunks fetched ahead, cancellation,
-    /// progress.
+    /// progress, and the key that opens an encrypted ball
+    /// ([`GetOptions::decrypt_with`](crate::GetOptions::decrypt_with)). A ball that fails to
+    /// open leaves no file (not even the part decrypted before the failure).
     ///
     /// # Errors
     ///

@@ -6,6 +6,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::encryption::{open, opener_for};
 use super::get::{num_chunks, FetchedChunk};
 use super::options::{GetOptions, Hooks, Progress};
 use super::put::ball_ids;
@@ -13,6 +14,7 @@ use super::{cancelled, digest, Client};
 use crate::checksum::{is_sha256_hex, Sha256Stream};
 use crate::id::chunk_key;
 use crate::model::Metadata;
+use crate::xolo::seal::Opener;
 use crate::Error;
 
 /// Where a ball stream is.
@@ -29,6 +31,8 @@ struct Running {
     chunks: BoxStream<'static, Result<FetchedChunk, Error>>,
     hasher: Sha256Stream,
     expected_full: Option<String>,
+    /// Opens each chunk of an encrypted ball (`None`: chunks are handed out as stored).
+    opener: Option<Opener>,
     total: u64,
     done: u64,
     bytes_done: u64,
@@ -41,6 +45,7 @@ struct StreamState {
     ahead: usize,
     hooks: Hooks,
     cancel: CancellationToken,
+    opts: GetOptions,
     phase: Phase,
 }
 
@@ -78,7 +83,12 @@ impl Client {
     }
 
     /// [`get_stream`](Self::get_stream) with options: chunks fetched ahead, cancellation
-    /// (yields a cancelled error, see [`Error::is_cancelled`](crate::Error::is_cancelled)), progress.
+    /// (yields a cancelled error, see [`Error::is_cancelled`](crate::Error::is_cancelled)),
+    /// progress, and the key that opens an encrypted ball
+    /// ([`GetOptions::decrypt_with`](crate::GetOptions::decrypt_with)): each chunk is then
+    /// opened (authenticated) before it is yielded, and a truncated ball ends the stream
+    /// with an [`Error::Decryption`] item. The errors are those of
+    /// [`get_bytes_opts`](Self::get_bytes_opts).
     pub fn get_stream_opts(
         &self,
         bucket: &str,
@@ -100,6 +110,7 @@ impl Client {
                 .max(1),
             cancel: hooks.token(),
             hooks,
+            opts,
             phase: Phase::Start,
         };
         futures::stream::unfold(state, step).boxed()
@@ -149,11 +160,12 @@ async fn step(mut st: StreamState) -> Option<(Result<Bytes, Error>, StreamState)
                 };
                 let started = first.and_then(|first| {
                     let n = num_chunks(&first)?;
-                    Ok((first, n))
+                    let opener = opener_for(&st.bucket, &st.ball_id, &first, n, &st.opts)?;
+                    Ok((first, n, opener))
                 });
                 match started {
                     Err(e) => return Some((Err(e), st)),
-                    Ok((first, n)) => {
+                    Ok((first, n, opener)) => {
                         let expected_full = first
                             .full_checksum()
                             .filter(|c| is_sha256_hex(c))
@@ -170,6 +182,7 @@ async fn step(mut st: StreamState) -> Option<(Result<Bytes, Error>, StreamState)
                             chunks,
                             hasher: Sha256Stream::new(),
                             expected_full,
+                            opener,
                             total: n,
                             done: 0,
                             bytes_done: 0,
@@ -199,17 +212,32 @@ async fn step(mut st: StreamState) -> Option<(Result<Bytes, Error>, StreamState)
                             bytes_total: 0,
                             attempt: chunk.attempt,
                         });
+                        let data = match run.opener.take() {
+                            None => chunk.data,
+                            Some(opener) => match open(opener, chunk.data).await {
+                                Ok((opener, plain)) => {
+                                    run.opener = Some(opener);
+                                    plain
+                                }
+                                Err(e) => return Some((Err(e), st)),
+                            },
+                        };
                         st.phase = Phase::Chunks(run);
-                        return Some((Ok(chunk.data), st));
+                        return Some((Ok(data), st));
                     }
                     Some(Err(e)) => return Some((Err(e), st)),
                     None => {
                         let Running {
                             hasher,
                             expected_full,
+                            opener,
                             bytes_done,
                             ..
                         } = *run;
+                        // All segments opened, none missing after the last one yielded.
+                        if let Some(Err(e)) = opener.as_ref().map(Opener::finish) {
+                            return Some((Err(e), st));
+                        }
                         let actual = hasher.finalize_hex();
                         let expected = expected_full?;
                         if actual.eq_ignore_ascii_case(&expected) {

@@ -14,6 +14,7 @@
 mod builder;
 mod delete;
 mod digest;
+mod encryption;
 mod get;
 mod get_file;
 mod get_stream;

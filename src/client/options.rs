@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{Metadata, Tags};
+use crate::xolo::{KeyPair, PublicKey};
 
 /// Progress of one transfer, passed to a [`ProgressFn`] after every chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +121,9 @@ pub struct PutOptions {
     pub cancel: Option<CancellationToken>,
     /// Called after each stored chunk.
     pub progress: Option<ProgressFn>,
+    /// Recipients of a client-side encrypted ball ([`encrypt_to`](Self::encrypt_to)); empty
+    /// for a plain ball.
+    pub recipients: Vec<PublicKey>,
 }
 
 impl Default for PutOptions {
@@ -132,6 +136,7 @@ impl Default for PutOptions {
             max_concurrency: None,
             cancel: None,
             progress: None,
+            recipients: Vec::new(),
         }
     }
 }
@@ -179,6 +184,28 @@ impl PutOptions {
         self
     }
 
+    /// Encrypts the ball on the client to `recipients` (1 to 64 X25519 public keys): any
+    /// one of their key pairs opens it ([`GetOptions::decrypt_with`]). Peers and routers
+    /// store and verify only sealed bytes; the chunk size is then the sealed chunk size
+    /// (each chunk holds `chunk_size - 16` bytes of data and a 16-byte tag), and the
+    /// [`PutResult`]'s size and checksum are the sealed ball's. Tags named `xolo_*` are
+    /// reserved for the encryption. See
+    /// [`mictlanx::xolo`](crate::xolo) and `docs/security.md`.
+    ///
+    /// ```
+    /// use mictlanx::xolo::KeyPair;
+    /// use mictlanx::PutOptions;
+    ///
+    /// let alice = KeyPair::generate();
+    /// let opts = PutOptions::default().encrypt_to(&[*alice.public()]);
+    /// assert_eq!(opts.recipients.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn encrypt_to(mut self, recipients: &[PublicKey]) -> Self {
+        self.recipients = recipients.to_vec();
+        self
+    }
+
     hook_methods!();
 }
 
@@ -189,7 +216,8 @@ impl fmt::Debug for PutOptions {
             .field("replication_factor", &self.replication_factor)
             .field("tags", &self.tags)
             .field("content_type", &self.content_type)
-            .field("max_concurrency", &self.max_concurrency);
+            .field("max_concurrency", &self.max_concurrency)
+            .field("recipients", &self.recipients);
         debug_hooks(&mut s, &self.cancel, &self.progress);
         s.finish()
     }
@@ -215,6 +243,11 @@ pub struct GetOptions {
     pub cancel: Option<CancellationToken>,
     /// Called after each fetched and verified chunk.
     pub progress: Option<ProgressFn>,
+    /// The key pair that opens an encrypted ball ([`decrypt_with`](Self::decrypt_with)).
+    pub decryption_key: Option<KeyPair>,
+    /// Hands out an encrypted ball's stored (sealed) bytes as they are, instead of refusing
+    /// to read it without a key ([`with_raw_sealed`](Self::with_raw_sealed)).
+    pub raw_sealed: bool,
 }
 
 impl GetOptions {
@@ -225,13 +258,41 @@ impl GetOptions {
         self
     }
 
+    /// Opens the ball with `key` (it must be one of the ball's recipients). A ball that is
+    /// not encrypted is then refused with [`Error::NotEncrypted`](crate::Error::NotEncrypted):
+    /// a caller who asked for decryption expects data that was sealed.
+    ///
+    /// ```
+    /// use mictlanx::xolo::KeyPair;
+    /// use mictlanx::GetOptions;
+    ///
+    /// let alice = KeyPair::generate();
+    /// let opts = GetOptions::default().decrypt_with(&alice);
+    /// assert!(opts.decryption_key.is_some());
+    /// ```
+    #[must_use]
+    pub fn decrypt_with(mut self, key: &KeyPair) -> Self {
+        self.decryption_key = Some(key.clone());
+        self
+    }
+
+    /// With `true`, an encrypted ball read without a key yields its sealed bytes (e.g. to
+    /// copy or back it up) instead of [`Error::MissingKey`](crate::Error::MissingKey).
+    #[must_use]
+    pub fn with_raw_sealed(mut self, raw: bool) -> Self {
+        self.raw_sealed = raw;
+        self
+    }
+
     hook_methods!();
 }
 
 impl fmt::Debug for GetOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("GetOptions");
-        s.field("max_concurrency", &self.max_concurrency);
+        s.field("max_concurrency", &self.max_concurrency)
+            .field("decryption_key", &self.decryption_key)
+            .field("raw_sealed", &self.raw_sealed);
         debug_hooks(&mut s, &self.cancel, &self.progress);
         s.finish()
     }

@@ -16,6 +16,7 @@ use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::encryption::{check_user_tags, seal_ball};
 use super::http::{check, decode, send, send_json};
 use super::options::{Hooks, Progress, PutOptions, PutResult};
 use super::retry::{self, CallSpec};
@@ -28,7 +29,7 @@ use crate::id::{chunk_key, validate, IdKind};
 use crate::model::{
     DeletedByBallIdResponse, DeletedByKeyResponse, ErrorBody, GetMetadataResponse,
     NoAvailablePeersDetail, PutMetadataRequest, PutMetadataResponse, RouterPutChunkedResponse,
-    DEFAULT_CONTENT_TYPE,
+    Tags, DEFAULT_CONTENT_TYPE,
 };
 use crate::routers::RouterState;
 use crate::Error;
@@ -45,6 +46,8 @@ struct BallPlan {
     /// Per-chunk checksums when known up front; otherwise computed as each chunk is read.
     chunk_checksums: Option<Vec<String>>,
     source: ChunkSource,
+    /// The encryption's tags on every chunk (empty for a plain ball).
+    encryption_tags: Tags,
 }
 
 impl BallPlan {
@@ -63,6 +66,7 @@ impl BallPlan {
             full_checksum: digest.full_checksum,
             chunk_checksums: Some(digest.chunk_checksums),
             source,
+            encryption_tags: Tags::new(),
         }
     }
 }
@@ -107,7 +111,9 @@ impl Client {
     /// router cannot place the replicas (fewer healthy peers than the replication factor,
     /// or the key already stored with other content); the last error of a chunk that failed
     /// after its retries; a cancelled put's error (see [`Error::is_cancelled`](crate::Error::is_cancelled)).
-    /// On any failure, what this put stored is deleted (best effort).
+    /// On any failure, what this put stored is deleted (best effort). With
+    /// [`PutOptions::encrypt_to`]: [`Error::Validation`] for a chunk size of 16 bytes or
+    /// less, no recipient or more than 64, an unusable key, or a user tag named `xolo_*`.
     ///
     /// # Examples
     ///
@@ -132,6 +138,11 @@ impl Client {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
         let data: Bytes = data.into();
         let chunk_size = self.chunk_size(&opts)?;
+        if !opts.recipients.is_empty() {
+            let len = len_u64(data.len());
+            let source = ChunkSource::Memory(data);
+            return self.put_sealed(bucket, ball_id, source, len, opts).await;
+        }
         let plan = ChunkPlan::in_memory(len_u64(data.len()), chunk_size)?;
         let hashed = data.clone();
         let ball_digest = tokio::task::spawn_blocking(move || {
@@ -187,6 +198,11 @@ impl Client {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
         let chunk_size = self.chunk_size(&opts)?;
         let path = path.as_ref().to_path_buf();
+        if !opts.recipients.is_empty() {
+            let len = tokio::fs::metadata(&path).await?.len();
+            let source = ChunkSource::File(path);
+            return self.put_sealed(bucket, ball_id, source, len, opts).await;
+        }
         let ball_digest = digest_file(&path, |len| ChunkPlan::file(len, chunk_size)).await?;
         let plan = ChunkPlan::file(ball_digest.total_len, chunk_size)?;
         let ball = BallPlan::hashed(bucket, ball_id, plan, ball_digest, ChunkSource::File(path));
@@ -236,6 +252,14 @@ impl Client {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
         let chunk_size = self.chunk_size(&opts)?;
         let spooled = spool(stream, &opts.hooks().token()).await?;
+        if !opts.recipients.is_empty() {
+            let source = ChunkSource::File(spooled.guard.path().to_path_buf());
+            let result = self
+                .put_sealed(bucket, ball_id, source, spooled.len, opts)
+                .await;
+            drop(spooled);
+            return result;
+        }
         let plan = ChunkPlan::file(spooled.len, chunk_size)?;
         let ball = BallPlan {
             bucket,
@@ -244,10 +268,37 @@ impl Client {
             full_checksum: spooled.full_checksum.clone(),
             chunk_checksums: None,
             source: ChunkSource::File(spooled.guard.path().to_path_buf()),
+            encryption_tags: Tags::new(),
         };
         let result = self.inner.put_ball(ball, &opts).await;
         drop(spooled);
         result
+    }
+
+    /// An encrypted put ([`PutOptions::encrypt_to`]): the ball is sealed chunk by chunk as
+    /// it goes up (see `client::encryption`).
+    async fn put_sealed(
+        &self,
+        bucket: String,
+        ball_id: String,
+        plain: ChunkSource,
+        plain_len: u64,
+        opts: PutOptions,
+    ) -> Result<PutResult, Error> {
+        check_user_tags(&opts.tags)?;
+        let chunk_size = self.chunk_size(&opts)?;
+        let sealed = seal_ball(
+            &bucket,
+            &ball_id,
+            plain,
+            plain_len,
+            chunk_size,
+            &opts.recipients,
+        )
+        .await?;
+        let mut ball = BallPlan::hashed(bucket, ball_id, sealed.plan, sealed.digest, sealed.source);
+        ball.encryption_tags = sealed.tags;
+        self.inner.put_ball(ball, &opts).await
     }
 
     fn chunk_size(&self, opts: &PutOptions) -> Result<u64, Error> {
@@ -320,6 +371,7 @@ impl Inner {
                 message: "replication factor must be at least 1".into(),
             });
         }
+        check_user_tags(&opts.tags)?;
         let started = Instant::now();
         let hooks = opts.hooks();
         let cancel = hooks.token();
@@ -434,7 +486,11 @@ impl Inner {
             checksum: checksum.clone(),
             size: range.len,
             producer_id: self.config.client_id.clone(),
-            tags: chunk_tags(&opts.tags, &facts),
+            tags: {
+                let mut tags = chunk_tags(&opts.tags, &facts);
+                tags.extend(ball.encryption_tags.clone());
+                tags
+            },
             content_type: opts
                 .content_type
                 .clone()

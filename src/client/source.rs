@@ -3,6 +3,7 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cancelled;
 use super::digest;
+use super::encryption::SealedSource;
 use super::temp_file::{temp_path, TempFileGuard};
 use crate::checksum::Sha256Stream;
 use crate::chunking::ChunkRange;
@@ -23,12 +25,25 @@ pub(crate) enum ChunkSource {
     Memory(Bytes),
     /// A file; each chunk's range is read when its upload starts.
     File(PathBuf),
+    /// Plaintext from memory or a file, each chunk sealed as it is read.
+    Sealed(Arc<SealedSource>),
 }
 
 impl ChunkSource {
     /// The bytes of one chunk.
     pub async fn read(&self, range: ChunkRange) -> Result<Bytes, Error> {
         match self {
+            ChunkSource::Sealed(sealed) => sealed.read(range).await,
+            plain => plain.read_plain(range).await,
+        }
+    }
+
+    /// The bytes of one range of a memory or file source.
+    pub async fn read_plain(&self, range: ChunkRange) -> Result<Bytes, Error> {
+        match self {
+            ChunkSource::Sealed(_) => Err(Error::Validation {
+                message: "a sealed source has no plaintext ranges".into(),
+            }),
             ChunkSource::Memory(data) => {
                 let r = range.as_usize_range().ok_or_else(|| out_of_range(range))?;
                 if r.end > data.len() {

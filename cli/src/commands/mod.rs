@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod inspect;
+pub mod keys;
 pub mod policy;
 pub mod remove;
 pub mod transfer;

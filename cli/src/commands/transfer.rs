@@ -6,8 +6,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mictlanx::id::sanitize;
+use mictlanx::xolo::{KeyPair, PublicKey};
 use mictlanx::{
-    AsyncClient, AsyncClientConfig, Client, JobOutput, PutJob, PutOptions, TaskId, TaskState,
+    AsyncClient, AsyncClientConfig, Client, GetOptions, JobOutput, PutJob, PutOptions, TaskId,
+    TaskState,
 };
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -31,6 +33,8 @@ pub struct PutArgs {
     pub rf: u32,
     /// `k=v` tags.
     pub tags: Vec<(String, String)>,
+    /// Encrypt to these keys (none: a plain ball).
+    pub recipients: Vec<PublicKey>,
     /// No progress bars.
     pub quiet: bool,
 }
@@ -84,7 +88,8 @@ pub async fn put(client: Client, out: Output, args: PutArgs) -> Result<(), Strin
             Ok(JobOutput::Put(p)) => out.emit(
                 json!({"bucket_id": p.bucket_id, "ball_id": p.ball_id, "size": p.size,
                        "num_chunks": p.num_chunks, "full_checksum": p.full_checksum,
-                       "replicas": p.replicas, "path": path, "task_id": id.to_string()}),
+                       "replicas": p.replicas, "path": path, "task_id": id.to_string(),
+                       "encrypted": !args.recipients.is_empty()}),
                 || {
                     format!(
                         "{} -> {}/{} ({} bytes)",
@@ -118,6 +123,9 @@ fn options(args: &PutArgs) -> PutOptions {
     if let Some(c) = args.chunk_size {
         opts = opts.with_chunk_size(c);
     }
+    if !args.recipients.is_empty() {
+        opts = opts.encrypt_to(&args.recipients);
+    }
     opts
 }
 
@@ -134,7 +142,7 @@ async fn put_stdin(client: &Client, out: Output, args: &PutArgs, key: &str) -> R
     out.emit(
         json!({"bucket_id": p.bucket_id, "ball_id": p.ball_id, "size": p.size,
                "num_chunks": p.num_chunks, "full_checksum": p.full_checksum,
-               "replicas": p.replicas, "path": "-"}),
+               "replicas": p.replicas, "path": "-", "encrypted": !args.recipients.is_empty()}),
         || format!("stdin -> {}/{} ({} bytes)", p.bucket_id, p.ball_id, p.size),
     );
     Ok(())
@@ -265,18 +273,33 @@ async fn show_progress(queue: &AsyncClient, tasks: &[(TaskId, PathBuf)], hidden:
     total.finish_and_clear();
 }
 
-/// `mictlanx get BUCKET KEY [-o FILE|-]`.
-pub async fn get(
-    client: &Client,
-    out: Output,
-    bucket: &str,
-    key: &str,
-    output: Option<PathBuf>,
-) -> Result<(), String> {
+/// What `get` reads and where it goes.
+#[derive(Debug)]
+pub struct GetTarget<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// A file, `-` for standard output, or `./KEY` when `None`.
+    pub output: Option<PathBuf>,
+    /// The key that opens an encrypted ball.
+    pub decrypt_with: Option<&'a KeyPair>,
+}
+
+/// `mictlanx get BUCKET KEY [-o FILE|-] [--decrypt-with NAME]`.
+pub async fn get(client: &Client, out: Output, target: GetTarget<'_>) -> Result<(), String> {
+    let GetTarget {
+        bucket,
+        key,
+        output,
+        decrypt_with,
+    } = target;
     let what = format!("getting {bucket}/{key}");
+    let opts = match decrypt_with {
+        Some(pair) => GetOptions::default().decrypt_with(pair),
+        None => GetOptions::default(),
+    };
     match output {
         Some(path) if path == Path::new("-") => {
-            let mut stream = client.get_stream(bucket, key);
+            let mut stream = client.get_stream_opts(bucket, key, opts);
             let mut stdout = tokio::io::stdout();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| failure(&what, &e))?;
@@ -294,11 +317,12 @@ pub async fn get(
         other => {
             let path = other.unwrap_or_else(|| PathBuf::from(key));
             let res = client
-                .get_to_file(bucket, key, &path)
+                .get_to_file_opts(bucket, key, &path, opts)
                 .await
                 .map_err(|e| failure(&what, &e))?;
             out.emit(
-                json!({"bucket_id": bucket, "ball_id": key, "size": res.size, "path": res.path}),
+                json!({"bucket_id": bucket, "ball_id": key, "size": res.size, "path": res.path,
+                       "decrypted": decrypt_with.is_some()}),
                 || {
                     format!(
                         "{bucket}/{key} -> {} ({} bytes, verified)",
