@@ -138,6 +138,16 @@ pub enum Error {
         /// The transport's error.
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The TLS handshake failed: most often the server's certificate is not trusted (give
+    /// its CA with `MICTLANX_CA_FILE` / [`ClientBuilder::ca_file`](crate::ClientBuilder::ca_file)).
+    /// Class `ConnectFailedError` (1001), as a connection that could not be made; unlike
+    /// other connect failures it is never retried (the certificate will not change).
+    Tls {
+        /// Where and why.
+        message: String,
+        /// The transport's error.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The host name did not resolve. Class `DNSResolutionError` (1002).
     DnsResolution {
         /// Which host.
@@ -183,7 +193,7 @@ impl Error {
             Error::PutChunks { .. } => "PutChunksError",
             Error::GetChunk { .. } => "GetChunkError",
             Error::Network { .. } => "NetworkError",
-            Error::ConnectFailed { .. } => "ConnectFailedError",
+            Error::ConnectFailed { .. } | Error::Tls { .. } => "ConnectFailedError",
             Error::DnsResolution { .. } => "DNSResolutionError",
             Error::Timeout { .. } => "RequestTimeoutError",
             Error::UpstreamProtocol { .. } => "UpstreamProtocolError",
@@ -219,7 +229,7 @@ impl Error {
             Error::InsufficientStorage { .. } => 507,
             Error::Http { status, .. } => *status,
             Error::Network { .. } => 1000,
-            Error::ConnectFailed { .. } => 1001,
+            Error::ConnectFailed { .. } | Error::Tls { .. } => 1001,
             Error::DnsResolution { .. } => 1002,
             Error::Timeout { .. } => 1004,
             Error::UpstreamProtocol { .. } => 1005,
@@ -282,6 +292,7 @@ impl Error {
             | Error::Http { message, .. }
             | Error::Network { message, .. }
             | Error::ConnectFailed { message, .. }
+            | Error::Tls { message, .. }
             | Error::DnsResolution { message, .. }
             | Error::Timeout { message, .. }
             | Error::UpstreamProtocol { message } => message.clone(),
@@ -370,6 +381,12 @@ impl Error {
             })
             .unwrap_or_else(|| "<unknown endpoint>".to_string());
         let root = root_cause_text(&err);
+        if let Some(reason) = tls_failure(&err) {
+            return Error::Tls {
+                message: format!("TLS handshake with {endpoint} failed: {reason}"),
+                source: Some(Box::new(err)),
+            };
+        }
         if err.is_timeout() {
             let phase = if err.is_connect() {
                 "Timeout connecting to"
@@ -412,6 +429,29 @@ impl Error {
             source: Some(Box::new(err)),
         }
     }
+}
+
+/// The rustls error somewhere in `err`'s chain, explained. `io::Error::source()` skips the
+/// error it wraps, so wrapped errors are looked at through `get_ref()` as well.
+fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let wrapped = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if let Some(tls) = e.downcast_ref::<rustls::Error>().or(wrapped) {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(cert) => format!(
+                    "the server's certificate is not trusted ({cert:?}); give its CA with \
+                     MICTLANX_CA_FILE or ClientBuilder::ca_file"
+                ),
+                other => other.to_string(),
+            });
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// The deepest error of a `source()` chain, as text.
@@ -460,6 +500,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Network { source, .. }
             | Error::ConnectFailed { source, .. }
+            | Error::Tls { source, .. }
             | Error::DnsResolution { source, .. }
             | Error::Timeout { source, .. } => source
                 .as_deref()

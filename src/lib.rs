@@ -27,7 +27,7 @@ pub mod uri;
 
 pub use ball::{Ball, Bucket};
 pub use client::{
-    Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult, GetFileResult,
+    BearerToken, Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult, GetFileResult,
     GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
     DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
