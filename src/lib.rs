@@ -27,8 +27,8 @@ pub mod uri;
 
 pub use ball::{Ball, Bucket};
 pub use client::{
-    BearerToken, Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult, GetFileResult,
-    GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
+    BearerToken, Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult,
+    GetFileResult, GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
     DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
 };

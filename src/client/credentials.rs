@@ -74,7 +74,10 @@ mod tests {
         assert!(h.is_sensitive());
         assert_eq!(h, "Bearer abc-0123456789");
         for bad in ["", "has space", "tab\there", "caf\u{e9}-token", "nul\0byte"] {
-            let err = BearerToken::new(bad).authorization().unwrap_err().to_string();
+            let err = BearerToken::new(bad)
+                .authorization()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("MICTLANX_TOKEN"), "{err}");
             if !bad.is_empty() {
                 assert!(!err.contains(bad), "{err}");
