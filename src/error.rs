@@ -432,15 +432,12 @@ impl Error {
 }
 
 /// The rustls error somewhere in `err`'s chain, explained. `io::Error::source()` skips the
-/// error it wraps, so wrapped errors are looked at through `get_ref()` as well.
+/// error it wraps (and reqwest nests an `io::Error` in another), so wrapped errors are
+/// followed through `get_ref()`.
 fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current = Some(err);
     while let Some(e) = current {
-        let wrapped = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if let Some(tls) = e.downcast_ref::<rustls::Error>().or(wrapped) {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(match tls {
                 rustls::Error::InvalidCertificate(cert) => format!(
                     "the server's certificate is not trusted ({cert:?}); give its CA with \
@@ -449,7 +446,13 @@ fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
                 other => other.to_string(),
             });
         }
-        current = e.source();
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
