@@ -171,6 +171,22 @@ impl LocalClusterBuilder {
     /// Serve HTTPS on the router and every peer with `files` (a certificate valid for
     /// `127.0.0.1`); the router, and the cluster's own readiness checks, trust `ca_file`.
     /// The cluster's URIs then say `https`.
+    ///
+    /// ```no_run
+    /// use mictlanx_server::auth::{ClusterToken, Role, TokenSet};
+    /// use mictlanx_server::tls::TlsFiles;
+    /// use mictlanx_server::LocalCluster;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = LocalCluster::builder()
+    ///     .auth_tokens(TokenSet::load("tokens".as_ref())?)
+    ///     .cluster_token(ClusterToken::new("cluster-token-0123456789")?)
+    ///     .tls(TlsFiles::new("cert.pem", "key.pem"), "ca.pem")
+    ///     .start()
+    ///     .await?;
+    /// assert!(cluster.uri().contains("protocol=https"));
+    /// # Ok(()) }
+    /// ```
     pub fn tls(mut self, files: TlsFiles, ca_file: impl Into<PathBuf>) -> Self {
         self.tls = Some(ClusterTls {
             files,

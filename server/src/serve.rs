@@ -96,6 +96,22 @@ pub fn spawn(
 }
 
 /// As [`spawn`], speaking TLS with `tls` when given (plain HTTP otherwise).
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use mictlanx_server::serve::spawn_tls;
+/// use mictlanx_server::tls::{server_config, TlsFiles};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = server_config(&TlsFiles::new("cert.pem", "key.pem"))?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let app = Router::new().route("/", get(|| async { "ok" }));
+/// let handle = spawn_tls(listener, app, CancellationToken::new(), Some(tls))?;
+/// assert!(handle.base_url().starts_with("https://"));
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub fn spawn_tls(
     listener: TcpListener,
     app: Router,
@@ -244,6 +260,35 @@ mod tests {
         assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
         handle.abort().await;
         assert!(client.get(&url).send().await.is_err());
+    }
+
+    /// A client that opens a TLS port and never says anything holds only its own task: the
+    /// server keeps accepting and answering others (the handshake is not in the accept loop).
+    #[tokio::test]
+    async fn a_silent_tls_client_does_not_stall_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let files = crate::tls::TlsFiles::new(dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&files.cert, generated.cert.pem()).unwrap();
+        std::fs::write(&files.key, generated.signing_key.serialize_pem()).unwrap();
+        let tls = crate::tls::server_config(&files).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let handle = spawn_tls(listener, app, CancellationToken::new(), Some(tls)).unwrap();
+        assert!(handle.is_tls() && handle.base_url().starts_with("https://"));
+        let _silent = tokio::net::TcpStream::connect(handle.addr()).await.unwrap();
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            client.get(handle.base_url()).send().await?.text().await
+        })
+        .await
+        .expect("answered while a silent client holds a connection");
+        assert_eq!(answer.unwrap(), "ok");
+        handle.abort().await;
     }
 
     #[tokio::test]

@@ -62,7 +62,13 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Reads every certificate of a PEM file.
+/// Reads every certificate of a PEM file (e.g. a CA bundle).
+///
+/// ```no_run
+/// let cas = mictlanx_server::tls::load_certificates(std::path::Path::new("ca.pem"))?;
+/// assert!(!cas.is_empty());
+/// # Ok::<(), mictlanx_server::tls::TlsError>(())
+/// ```
 ///
 /// # Errors
 ///

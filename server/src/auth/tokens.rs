@@ -110,6 +110,14 @@ pub enum TokenFileError {
 }
 
 /// Checks the shape of a token; the reason never quotes it.
+///
+/// ```
+/// use mictlanx_server::auth::validate_token;
+///
+/// assert!(validate_token("0123456789abcdef").is_ok());
+/// assert!(validate_token("too-short").is_err());
+/// assert!(validate_token("no spaces in tokens").is_err());
+/// ```
 pub fn validate_token(token: &str) -> Result<(), TokenFileError> {
     if token.len() < MIN_TOKEN_LEN {
         return Err(TokenFileError::Invalid("shorter than 16 characters"));

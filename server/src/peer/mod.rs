@@ -109,7 +109,8 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The peer's HTTP API as an axum router.
+/// The peer's HTTP API as an axum router ([`start`] wraps it in the token check of
+/// `PeerConfig::auth`; served directly, it checks no token).
 pub fn app(state: PeerState) -> Router {
     // Uploads are bounded by their declared size, not by axum's 2 MB default.
     let unlimited = DefaultBodyLimit::disable();
