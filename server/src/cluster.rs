@@ -62,6 +62,9 @@ pub enum ClusterError {
     /// The CA file given to [`LocalClusterBuilder::tls`] could not be used.
     #[error("cluster TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The HTTP client that checks the router's health could not be built.
+    #[error("cannot build the cluster's health client: {0}")]
+    HealthClient(#[source] reqwest::Error),
 }
 
 /// Builds a [`LocalCluster`].
@@ -277,13 +280,7 @@ impl LocalClusterBuilder {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        builder.build().map_err(|e| {
-            ClusterError::Tls(TlsError::Pem {
-                what: "certificate",
-                path: PathBuf::new(),
-                reason: format!("cannot build the health client: {e}"),
-            })
-        })
+        builder.build().map_err(ClusterError::HealthClient)
     }
 }
 
