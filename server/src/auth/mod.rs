@@ -5,7 +5,8 @@
 //! - [`ClusterToken`]: the secret routers send to peers; a peer that has one takes changes
 //!   only from its holders.
 //! - [`access_for`]: the role each route needs (the table is in `docs/security.md`).
-//! - [`AuthConfig`]: what a server enforces; [`layer`] adds the middleware to an app.
+//! - [`AuthConfig`]: what a server enforces; `peer::start` and `router::start` add the
+//!   middleware that enforces it.
 //!
 //! Without tokens a server is open, as the original is.
 

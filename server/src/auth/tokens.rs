@@ -163,6 +163,11 @@ pub struct Grant {
 /// The tokens a server accepts, each with its role. Parse one with [`TokenSet::parse`] or
 /// [`TokenSet::load`], or build one in code with [`TokenSet::with`].
 ///
+/// The file has one `ROLE TOKEN [NAME]` per line (roles `read`, `write`, `admin`; `#`
+/// comments and blank lines ignored); tokens are 16 to 512 visible ASCII characters. Only
+/// the tokens' SHA-256 digests are kept, and a presented token is compared with every one in
+/// constant time.
+///
 /// # Examples
 ///
 /// ```
@@ -222,7 +227,8 @@ impl TokenSet {
         Ok(self)
     }
 
-    /// Parses a token file's text (format in the [module docs](self)).
+    /// Parses a token file's text: `ROLE TOKEN [NAME]` per line, `#` comments (see
+    /// [`TokenSet`] and `docs/security.md`).
     ///
     /// # Errors
     ///
