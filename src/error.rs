@@ -711,6 +711,31 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_failure_is_found_through_nested_io_errors() {
+        // The shape reqwest produces: io::Error(Other, io::Error(InvalidData, rustls::Error)).
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        let outer = std::io::Error::other(inner);
+        let reason = tls_failure(&outer).expect("found");
+        assert!(
+            reason.contains("not trusted") && reason.contains("MICTLANX_CA_FILE"),
+            "{reason}"
+        );
+        let other =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(tls_failure(&other).is_some());
+        assert!(tls_failure(&std::io::Error::other("refused")).is_none());
+        let tls = Error::Tls {
+            message: reason,
+            source: None,
+        };
+        assert_eq!(tls.class_name(), "ConnectFailedError");
+        assert_eq!(tls.status_code(), 1001);
+        assert!(!tls.is_retryable());
+    }
+
+    #[test]
     fn io_conversion_keeps_not_found() {
         let e: std::io::Error = Error::NotFound {
             message: "x".into(),
