@@ -153,6 +153,15 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Everything at once: tokens, cluster token and `/metrics` protection for the router
+    /// and every peer (replaces what [`auth_tokens`](Self::auth_tokens),
+    /// [`cluster_token`](Self::cluster_token) and [`protect_metrics`](Self::protect_metrics)
+    /// set before).
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
     /// Tokens the router and the peers accept (default: none, everything open).
     pub fn auth_tokens(mut self, tokens: TokenSet) -> Self {
         self.auth.tokens = Some(std::sync::Arc::new(tokens));

@@ -156,6 +156,11 @@ struct ClusterArgs {
     /// Bytes each peer may store.
     #[arg(long, env = "MICTLANX_CAPACITY", default_value = "10GB", value_parser = parse_size_arg)]
     capacity: u64,
+    /// With --tls-cert: the CA that signed the certificate (the router trusts it for peers).
+    #[arg(long, env = "MICTLANX_CA_FILE", requires = "tls_cert")]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -224,6 +229,17 @@ async fn run(command: Command) -> Result<(), String> {
                 .probe_interval(Duration::from_secs(1));
             if let Some(dir) = args.data_dir {
                 builder = builder.data_dir(dir);
+            }
+            let (auth, tls) = args.security.load(cluster_token_var())?;
+            builder = builder.auth(auth);
+            match (tls, args.ca_file) {
+                (Some(files), Some(ca)) => builder = builder.tls(files, ca),
+                (Some(_), None) => {
+                    return Err(
+                        "cluster: --tls-cert needs --ca-file (the CA that signed it)".into(),
+                    )
+                }
+                (None, _) => {}
             }
             let cluster = builder.start().await.map_err(|e| e.to_string())?;
             println!("MICTLANX_URI={}", cluster.uri());
