@@ -1,4 +1,5 @@
-//! Tokens never reach a log line nor `Debug` output, while denials are logged by token name.
+//! Tokens never reach a log line nor `Debug` output, while denials are logged by token name
+//! and a client built without certificate checks logs `TLS.VERIFY.OFF`.
 //!
 //! Alone in its test binary on purpose: it captures events with a thread-local subscriber,
 //! and `tracing` caches per call site whether anyone listens, so a test on another thread
@@ -157,6 +158,15 @@ async fn tokens_never_appear_in_logs_or_debug_output() {
         .await
         .expect("put");
     writer.get_bytes("b", "k").await.expect("get");
+    // Turning certificate checks off is logged when the client is built.
+    let reckless = Client::builder()
+        .routers_uri(&cluster.uri())
+        .heartbeat_interval(Duration::ZERO)
+        .token(ADMIN)
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    drop(reckless);
     let debug = format!(
         "{writer:?} {:?} {cluster:?} {:?}",
         writer.config(),
@@ -167,6 +177,10 @@ async fn tokens_never_appear_in_logs_or_debug_output() {
     let logs = String::from_utf8(capture.0.lock().expect("log buffer").clone()).expect("utf-8");
     assert!(logs.contains("AUTH.DENIED"), "the denials are logged");
     assert!(logs.contains("\"token_name\":\"reader\""), "by token name");
+    assert!(
+        logs.contains("TLS.VERIFY.OFF"),
+        "no verification is a logged choice"
+    );
     for secret in [READ, WRITE, ADMIN, CLUSTER, "forged-token-0123456789"] {
         let leak = logs.lines().find(|l| l.contains(secret));
         assert!(leak.is_none(), "a token reached the logs: {leak:?}");
