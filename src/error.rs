@@ -139,6 +139,16 @@ pub enum Error {
         /// The transport's error.
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The TLS handshake failed: most often the server's certificate is not trusted (give
+    /// its CA with `MICTLANX_CA_FILE` / [`ClientBuilder::ca_file`](crate::ClientBuilder::ca_file)).
+    /// Class `ConnectFailedError` (1001), as a connection that could not be made; unlike
+    /// other connect failures it is never retried (the certificate will not change).
+    Tls {
+        /// Where and why.
+        message: String,
+        /// The transport's error.
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The host name did not resolve. Class `DNSResolutionError` (1002).
     DnsResolution {
         /// Which host.
@@ -209,7 +219,7 @@ impl Error {
             Error::PutChunks { .. } => "PutChunksError",
             Error::GetChunk { .. } => "GetChunkError",
             Error::Network { .. } => "NetworkError",
-            Error::ConnectFailed { .. } => "ConnectFailedError",
+            Error::ConnectFailed { .. } | Error::Tls { .. } => "ConnectFailedError",
             Error::DnsResolution { .. } => "DNSResolutionError",
             Error::Timeout { .. } => "RequestTimeoutError",
             Error::UpstreamProtocol { .. } => "UpstreamProtocolError",
@@ -250,7 +260,7 @@ impl Error {
             Error::InsufficientStorage { .. } => 507,
             Error::Http { status, .. } => *status,
             Error::Network { .. } => 1000,
-            Error::ConnectFailed { .. } => 1001,
+            Error::ConnectFailed { .. } | Error::Tls { .. } => 1001,
             Error::DnsResolution { .. } => 1002,
             Error::Timeout { .. } => 1004,
             Error::UpstreamProtocol { .. } => 1005,
@@ -319,6 +329,7 @@ impl Error {
             | Error::Http { message, .. }
             | Error::Network { message, .. }
             | Error::ConnectFailed { message, .. }
+            | Error::Tls { message, .. }
             | Error::DnsResolution { message, .. }
             | Error::Timeout { message, .. }
             | Error::UpstreamProtocol { message }
@@ -412,6 +423,12 @@ impl Error {
             })
             .unwrap_or_else(|| "<unknown endpoint>".to_string());
         let root = root_cause_text(&err);
+        if let Some(reason) = tls_failure(&err) {
+            return Error::Tls {
+                message: format!("TLS handshake with {endpoint} failed: {reason}"),
+                source: Some(Box::new(err)),
+            };
+        }
         if err.is_timeout() {
             let phase = if err.is_connect() {
                 "Timeout connecting to"
@@ -454,6 +471,32 @@ impl Error {
             source: Some(Box::new(err)),
         }
     }
+}
+
+/// The rustls error somewhere in `err`'s chain, explained. `io::Error::source()` skips the
+/// error it wraps (and reqwest nests an `io::Error` in another), so wrapped errors are
+/// followed through `get_ref()`.
+fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(cert) => format!(
+                    "the server's certificate is not trusted ({cert:?}); give its CA with \
+                     MICTLANX_CA_FILE or ClientBuilder::ca_file"
+                ),
+                other => other.to_string(),
+            });
+        }
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// The deepest error of a `source()` chain, as text.
@@ -503,6 +546,7 @@ impl std::error::Error for Error {
             Error::Key(e) => Some(e),
             Error::Network { source, .. }
             | Error::ConnectFailed { source, .. }
+            | Error::Tls { source, .. }
             | Error::DnsResolution { source, .. }
             | Error::Timeout { source, .. } => source
                 .as_deref()
@@ -713,6 +757,31 @@ mod tests {
         assert!(e.message().contains(&format!("127.0.0.1:{port}")));
         assert!(e.is_retryable());
         assert_eq!(e.error_code(), 1001);
+    }
+
+    #[test]
+    fn a_certificate_failure_is_found_through_nested_io_errors() {
+        // The shape reqwest produces: io::Error(Other, io::Error(InvalidData, rustls::Error)).
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        let outer = std::io::Error::other(inner);
+        let reason = tls_failure(&outer).expect("found");
+        assert!(
+            reason.contains("not trusted") && reason.contains("MICTLANX_CA_FILE"),
+            "{reason}"
+        );
+        let other =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert!(tls_failure(&other).is_some());
+        assert!(tls_failure(&std::io::Error::other("refused")).is_none());
+        let tls = Error::Tls {
+            message: reason,
+            source: None,
+        };
+        assert_eq!(tls.class_name(), "ConnectFailedError");
+        assert_eq!(tls.status_code(), 1001);
+        assert!(!tls.is_retryable());
     }
 
     #[test]

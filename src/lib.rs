@@ -32,9 +32,9 @@ pub mod xolo;
 
 pub use ball::{Ball, Bucket};
 pub use client::{
-    Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult, GetFileResult,
-    GetOptions, GetResult, Policies, Progress, ProgressFn, PutOptions, PutResult, RetryConfig,
-    DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
+    BearerToken, Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult,
+    GetFileResult, GetOptions, GetResult, Policies, Progress, ProgressFn, PutOptions, PutResult,
+    RetryConfig, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
 };
 pub use error::{Error, Result};

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use mictlanx::uri::{NodeAddress, Protocol};
 
+use crate::auth::{AuthConfig, ClusterToken, TokenSet};
 use crate::config::{PeerConfig, RouterConfig};
 use crate::elastic::LocalProvisioner;
 use crate::serve::ServerHandle;
+use crate::tls::{TlsError, TlsFiles};
 use crate::{peer, router};
 
 /// How long [`LocalClusterBuilder::start`] waits for the router to see every peer.
@@ -59,6 +61,12 @@ pub enum ClusterError {
     /// No router with that index.
     #[error("no router with index {0}")]
     NoSuchRouter(usize),
+    /// The CA file given to [`LocalClusterBuilder::tls`] could not be used.
+    #[error("cluster TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The HTTP client that checks the router's health could not be built.
+    #[error("cannot build the cluster's health client: {0}")]
+    HealthClient(#[source] reqwest::Error),
 }
 
 /// Builds a [`LocalCluster`].
@@ -83,6 +91,16 @@ pub struct LocalClusterBuilder {
     verify_limit: Option<u64>,
     policy_interval: Option<Duration>,
     policy_window: Option<Duration>,
+    auth: AuthConfig,
+    tls: Option<ClusterTls>,
+}
+
+/// The TLS files of a cluster: one certificate for every member (they all listen on
+/// 127.0.0.1), and the CA that signed it.
+#[derive(Debug, Clone)]
+struct ClusterTls {
+    files: TlsFiles,
+    ca_file: PathBuf,
 }
 
 impl Default for LocalClusterBuilder {
@@ -96,6 +114,8 @@ impl Default for LocalClusterBuilder {
             verify_limit: None,
             policy_interval: None,
             policy_window: None,
+            auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -151,13 +171,68 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// Everything at once: tokens, cluster token and `/metrics` protection for the router
+    /// and every peer (replaces what [`auth_tokens`](Self::auth_tokens),
+    /// [`cluster_token`](Self::cluster_token) and [`protect_metrics`](Self::protect_metrics)
+    /// set before).
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Tokens the router and the peers accept (default: none, everything open).
+    pub fn auth_tokens(mut self, tokens: TokenSet) -> Self {
+        self.auth.tokens = Some(std::sync::Arc::new(tokens));
+        self
+    }
+
+    /// The cluster token: the peers take changes only with it and the routers send it.
+    pub fn cluster_token(mut self, token: ClusterToken) -> Self {
+        self.auth.cluster_token = Some(token);
+        self
+    }
+
+    /// Whether `/metrics` needs a `read` token (default: open).
+    pub fn protect_metrics(mut self, protect: bool) -> Self {
+        self.auth.protect_metrics = protect;
+        self
+    }
+
+    /// Serve HTTPS on the router and every peer with `files` (a certificate valid for
+    /// `127.0.0.1`); the router, and the cluster's own readiness checks, trust `ca_file`.
+    /// The cluster's URIs then say `https`.
+    ///
+    /// ```no_run
+    /// use mictlanx_server::auth::{ClusterToken, Role, TokenSet};
+    /// use mictlanx_server::tls::TlsFiles;
+    /// use mictlanx_server::LocalCluster;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = LocalCluster::builder()
+    ///     .auth_tokens(TokenSet::load("tokens".as_ref())?)
+    ///     .cluster_token(ClusterToken::new("cluster-token-0123456789")?)
+    ///     .tls(TlsFiles::new("cert.pem", "key.pem"), "ca.pem")
+    ///     .start()
+    ///     .await?;
+    /// assert!(cluster.uri().contains("protocol=https"));
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, files: TlsFiles, ca_file: impl Into<PathBuf>) -> Self {
+        self.tls = Some(ClusterTls {
+            files,
+            ca_file: ca_file.into(),
+        });
+        self
+    }
+
     /// Starts the peers, then the router, and waits until the router sees every peer up.
     ///
     /// # Errors
     ///
-    /// [`ClusterError`] when a directory, a port or a database cannot be had, or when the
-    /// router does not see the peers within 15 s.
+    /// [`ClusterError`] when a directory, a port, a database or the TLS files cannot be had,
+    /// or when the router does not see the peers within 15 s.
     pub async fn start(self) -> Result<LocalCluster, ClusterError> {
+        let health_client = self.health_client()?;
         let (root, tempdir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
             None => {
@@ -176,13 +251,19 @@ impl LocalClusterBuilder {
             source,
         })?;
 
+        // Every peer, including those policies start later, is configured alike.
+        let mut template = PeerConfig::new("peer", root.join("peer"));
+        template.capacity = self.capacity;
+        if let Some(limit) = self.verify_limit {
+            template.verify_before_send_limit = limit;
+        }
+        template.auth = self.auth.clone();
+        template.tls = self.tls.as_ref().map(|t| t.files.clone());
         let mut peers = Vec::with_capacity(self.peers);
         for i in 0..self.peers {
-            let mut config = PeerConfig::new(format!("peer-{i}"), root.join(format!("peer-{i}")));
-            config.capacity = self.capacity;
-            if let Some(limit) = self.verify_limit {
-                config.verify_before_send_limit = limit;
-            }
+            let mut config = template.clone();
+            config.id = format!("peer-{i}");
+            config.data_dir = root.join(format!("peer-{i}"));
             let handle = start_peer(config.clone()).await?;
             config.bind = handle.addr();
             peers.push(PeerSlot {
@@ -191,12 +272,9 @@ impl LocalClusterBuilder {
             });
         }
 
-        let provisioner = Arc::new(LocalProvisioner::new(
-            root.clone(),
-            self.capacity,
-            self.verify_limit,
-        ));
+        let provisioner = Arc::new(LocalProvisioner::new(root.clone(), template));
         let mut cluster = LocalCluster {
+            health_client,
             routers: Vec::new(),
             peers,
             provisioner,
@@ -209,6 +287,33 @@ impl LocalClusterBuilder {
         cluster.routers.push(router);
         cluster.wait_ready(0).await?;
         Ok(cluster)
+    }
+}
+
+impl LocalClusterBuilder {
+    /// `http` or `https`.
+    fn protocol(&self) -> Protocol {
+        if self.tls.is_some() {
+            Protocol::Https
+        } else {
+            Protocol::Http
+        }
+    }
+
+    /// The client that polls `/health`: it trusts the cluster's CA.
+    fn health_client(&self) -> Result<reqwest::Client, ClusterError> {
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if let Some(tls) = &self.tls {
+            for ca in crate::tls::load_certificates(&tls.ca_file)? {
+                let cert = reqwest::Certificate::from_der(&ca).map_err(|e| TlsError::Pem {
+                    what: "certificate",
+                    path: tls.ca_file.clone(),
+                    reason: e.to_string(),
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().map_err(ClusterError::HealthClient)
     }
 }
 
@@ -229,6 +334,7 @@ struct RouterSlot {
 /// Peers can be stopped (as by a crash) and restarted on the same port and data, and more
 /// routers can be started over the same peers, which is what the fault tests need.
 pub struct LocalCluster {
+    health_client: reqwest::Client,
     routers: Vec<RouterSlot>,
     peers: Vec<PeerSlot>,
     /// Starts the peers that availability policies declare (elastic).
@@ -260,14 +366,14 @@ impl LocalCluster {
             .routers
             .iter()
             .map(|r| {
-                NodeAddress::new("127.0.0.1", Some(r.addr.port()), Protocol::Http)
+                NodeAddress::new("127.0.0.1", Some(r.addr.port()), self.builder.protocol())
                     .with_id(r.id.clone())
             })
             .collect();
         mictlanx::uri::build_uri(&nodes)
     }
 
-    /// Base URL of the first router, `http://127.0.0.1:PORT`.
+    /// Base URL of the first router, `http://127.0.0.1:PORT` (`https` with TLS).
     pub fn router_url(&self) -> String {
         self.router_urls().into_iter().next().unwrap_or_default()
     }
@@ -276,7 +382,7 @@ impl LocalCluster {
     pub fn router_urls(&self) -> Vec<String> {
         self.routers
             .iter()
-            .map(|r| format!("http://{}", r.addr))
+            .map(|r| format!("{}://{}", self.scheme(), r.addr))
             .collect()
     }
 
@@ -289,8 +395,13 @@ impl LocalCluster {
     pub fn peer_urls(&self) -> Vec<String> {
         self.peers
             .iter()
-            .map(|p| format!("http://{}", p.config.bind))
+            .map(|p| format!("{}://{}", self.scheme(), p.config.bind))
             .collect()
+    }
+
+    /// `http`, or `https` when the cluster runs with TLS.
+    pub fn scheme(&self) -> &'static str {
+        self.builder.protocol().as_str()
     }
 
     /// Ids of the peers (`peer-0`, ...).
@@ -350,7 +461,7 @@ impl LocalCluster {
         let router = self
             .start_router(format!("router-{}", self.routers.len()), 0)
             .await?;
-        let url = format!("http://{}", router.addr);
+        let url = format!("{}://{}", self.scheme(), router.addr);
         self.routers.push(router);
         self.wait_ready(self.routers.len() - 1).await?;
         Ok(url)
@@ -419,8 +530,12 @@ impl LocalCluster {
             .peers
             .iter()
             .map(|p| {
-                NodeAddress::new("127.0.0.1", Some(p.config.bind.port()), Protocol::Http)
-                    .with_id(p.config.id.clone())
+                NodeAddress::new(
+                    "127.0.0.1",
+                    Some(p.config.bind.port()),
+                    self.builder.protocol(),
+                )
+                .with_id(p.config.id.clone())
             })
             .collect();
         let mut config = RouterConfig::new(id.clone(), peers);
@@ -436,6 +551,11 @@ impl LocalCluster {
             config.policy.window = window;
         }
         config.policy.provisioner = Some(self.provisioner.clone());
+        config.auth = self.builder.auth.clone();
+        if let Some(tls) = &self.builder.tls {
+            config.tls = Some(tls.files.clone());
+            config.ca_file = Some(tls.ca_file.clone());
+        }
         let handle = router::start(config)
             .await
             .map_err(|source| ClusterError::Router {
@@ -455,8 +575,8 @@ impl LocalCluster {
         let Some(slot) = self.routers.get(router) else {
             return Ok(());
         };
-        let url = format!("http://{}/health", slot.addr);
-        let client = reqwest::Client::new();
+        let url = format!("{}://{}/health", self.scheme(), slot.addr);
+        let client = &self.health_client;
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(resp) = client.get(&url).send().await {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use mictlanx::uri::NodeAddress;
 
+use crate::auth::AuthConfig;
+use crate::tls::TlsFiles;
+
 /// Configuration of a storage peer.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -26,6 +29,10 @@ pub struct PeerConfig {
     /// An upload whose body sends nothing for this long is abandoned (its temp file
     /// removed, its pending record kept so the client can retry).
     pub upload_idle_timeout: Duration,
+    /// Tokens, cluster token and `/metrics` protection (default: open).
+    pub auth: AuthConfig,
+    /// Serve HTTPS with this certificate and key (default: plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl PeerConfig {
@@ -40,6 +47,8 @@ impl PeerConfig {
             pending_ttl: Duration::from_secs(3600),
             verify_before_send_limit: 64 * 1024 * 1024,
             upload_idle_timeout: crate::storage::DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -72,6 +81,13 @@ pub struct RouterConfig {
     pub fanout_buffer_pieces: usize,
     /// Availability policies: evaluation interval, statistics window, elastic provisioner.
     pub policy: crate::router::PolicyConfig,
+    /// Tokens accepted from clients, the cluster token sent to the peers, and `/metrics`
+    /// protection (default: open).
+    pub auth: AuthConfig,
+    /// Serve HTTPS with this certificate and key (default: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// PEM bundle of the CAs trusted for `https` peers, besides the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RouterConfig {
@@ -89,6 +105,9 @@ impl RouterConfig {
             verify_buffer_limit: 64 * 1024 * 1024,
             fanout_buffer_pieces: 8,
             policy: crate::router::PolicyConfig::default(),
+            auth: AuthConfig::default(),
+            tls: None,
+            ca_file: None,
         }
     }
 }

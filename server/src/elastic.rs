@@ -14,23 +14,23 @@ use crate::peer;
 use crate::router::{PeerProvisioner, ProvisionError};
 use crate::serve::ServerHandle;
 
-/// Starts peers next to a local cluster's, under its data directory, with its capacity.
+/// Starts peers next to a local cluster's, under its data directory, configured like its
+/// own peers (capacity, verification limit, tokens, TLS).
 #[derive(Debug)]
 pub(crate) struct LocalProvisioner {
     root: PathBuf,
-    capacity: u64,
-    verify_limit: Option<u64>,
+    /// The configuration of the cluster's peers; each new peer gets its own id and folder.
+    template: PeerConfig,
     /// The peers started so far, by id. A tokio mutex: held while one starts, so two
     /// policies naming the same new peer start it once.
     started: Mutex<HashMap<String, ServerHandle>>,
 }
 
 impl LocalProvisioner {
-    pub(crate) fn new(root: PathBuf, capacity: u64, verify_limit: Option<u64>) -> Self {
+    pub(crate) fn new(root: PathBuf, template: PeerConfig) -> Self {
         Self {
             root,
-            capacity,
-            verify_limit,
+            template,
             started: Mutex::new(HashMap::new()),
         }
     }
@@ -58,8 +58,8 @@ impl LocalProvisioner {
     }
 }
 
-fn address(id: &str, handle: &ServerHandle) -> NodeAddress {
-    NodeAddress::new("127.0.0.1", Some(handle.addr().port()), Protocol::Http).with_id(id)
+fn address(id: &str, handle: &ServerHandle, protocol: Protocol) -> NodeAddress {
+    NodeAddress::new("127.0.0.1", Some(handle.addr().port()), protocol).with_id(id)
 }
 
 impl PeerProvisioner for LocalProvisioner {
@@ -68,21 +68,24 @@ impl PeerProvisioner for LocalProvisioner {
         peer_id: &'a str,
     ) -> BoxFuture<'a, Result<NodeAddress, ProvisionError>> {
         Box::pin(async move {
+            let protocol = if self.template.tls.is_some() {
+                Protocol::Https
+            } else {
+                Protocol::Http
+            };
             let mut started = self.started.lock().await;
             if let Some(handle) = started.get(peer_id) {
-                return Ok(address(peer_id, handle));
+                return Ok(address(peer_id, handle, protocol));
             }
             // Ids reach here validated (`pool.peer` of names without `/`), so the id is a
             // safe directory name.
-            let mut config = PeerConfig::new(peer_id, self.root.join(peer_id));
-            config.capacity = self.capacity;
-            if let Some(limit) = self.verify_limit {
-                config.verify_before_send_limit = limit;
-            }
+            let mut config = self.template.clone();
+            config.id = peer_id.to_string();
+            config.data_dir = self.root.join(peer_id);
             let handle = peer::start(config)
                 .await
                 .map_err(|e| ProvisionError::new(peer_id, e))?;
-            let out = address(peer_id, &handle);
+            let out = address(peer_id, &handle, protocol);
             tracing::info!(event = "CLUSTER.PEER.PROVISIONED", peer = peer_id, addr = %handle.addr());
             started.insert(peer_id.to_string(), handle);
             Ok(out)

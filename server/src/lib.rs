@@ -4,6 +4,7 @@
 //! in one process on loopback), wire-compatible with MictlanX API v4.
 #![deny(missing_docs)]
 
+pub mod auth;
 mod cluster;
 pub mod config;
 mod elastic;
@@ -14,6 +15,7 @@ pub mod peer;
 pub mod router;
 pub mod serve;
 pub mod storage;
+pub mod tls;
 
 pub use cluster::{ClusterError, LocalCluster, LocalClusterBuilder};
 pub use config::{PeerConfig, RouterConfig};

@@ -6,11 +6,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mictlanx::uri::{parse_addresses, Protocol};
+use mictlanx_server::auth::{AuthConfig, ClusterToken, TokenSet};
 use mictlanx_server::serve::shutdown_signal;
+use mictlanx_server::tls::TlsFiles;
 use mictlanx_server::{LocalCluster, PeerConfig, RouterConfig};
 
 /// MictlanX storage peer, router and local cluster.
@@ -58,6 +61,61 @@ struct PeerArgs {
     /// Seconds an upload may send nothing before it is abandoned.
     #[arg(long, env = "MICTLANX_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     upload_idle_timeout_secs: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Tokens and TLS, shared by `peer` and `router` (see docs/security.md).
+#[derive(Debug, clap::Args)]
+struct SecurityArgs {
+    /// Token file: one `ROLE TOKEN [NAME]` per line (roles read, write, admin).
+    #[arg(long, env = "MICTLANX_AUTH_TOKENS")]
+    auth_tokens: Option<PathBuf>,
+    /// File holding the cluster token of routers and peers (or set MICTLANX_CLUSTER_TOKEN
+    /// to the token itself).
+    #[arg(long, env = "MICTLANX_CLUSTER_TOKEN_FILE")]
+    cluster_token: Option<PathBuf>,
+    /// Require a read token for /metrics too.
+    #[arg(long, env = "MICTLANX_PROTECT_METRICS")]
+    protect_metrics: bool,
+    /// TLS certificate chain (PEM); serve HTTPS.
+    #[arg(long, env = "MICTLANX_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "MICTLANX_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// Loads the token files; the cluster token comes from `--cluster-token FILE` or else
+    /// from `MICTLANX_CLUSTER_TOKEN` (`cluster_token_var`).
+    fn load(
+        &self,
+        cluster_token_var: Option<String>,
+    ) -> Result<(AuthConfig, Option<TlsFiles>), String> {
+        let tokens = match &self.auth_tokens {
+            Some(path) => Some(Arc::new(TokenSet::load(path).map_err(|e| e.to_string())?)),
+            None => None,
+        };
+        let cluster_token = match (&self.cluster_token, cluster_token_var) {
+            (Some(path), _) => Some(ClusterToken::load(path).map_err(|e| e.to_string())?),
+            (None, Some(text)) if !text.trim().is_empty() => Some(
+                ClusterToken::new(text.trim())
+                    .map_err(|e| format!("MICTLANX_CLUSTER_TOKEN: {e}"))?,
+            ),
+            (None, _) => None,
+        };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
+            _ => None,
+        };
+        let auth = AuthConfig {
+            tokens,
+            cluster_token,
+            protect_metrics: self.protect_metrics,
+        };
+        Ok((auth, tls))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +135,11 @@ struct RouterArgs {
     /// Milliseconds between peer probes.
     #[arg(long, env = "MICTLANX_PROBE_INTERVAL_MS", default_value_t = 2000)]
     probe_interval_ms: u64,
+    /// CA certificates (PEM) trusted for https peers, besides the public roots.
+    #[arg(long, env = "MICTLANX_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +156,11 @@ struct ClusterArgs {
     /// Bytes each peer may store.
     #[arg(long, env = "MICTLANX_CAPACITY", default_value = "10GB", value_parser = parse_size_arg)]
     capacity: u64,
+    /// With --tls-cert: the CA that signed the certificate (the router trusts it for peers).
+    #[arg(long, env = "MICTLANX_CA_FILE", requires = "tls_cert")]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -129,6 +197,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.capacity = args.capacity;
             config.pending_ttl = Duration::from_secs(args.pending_ttl_secs);
             config.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs.max(1));
+            (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             let handle = mictlanx_server::peer::start(config)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -144,6 +213,8 @@ async fn run(command: Command) -> Result<(), String> {
             let mut config = RouterConfig::new(args.id, peers);
             config.bind = SocketAddr::new(args.host, args.port);
             config.probe_interval = Duration::from_millis(args.probe_interval_ms.max(10));
+            (config.auth, config.tls) = args.security.load(cluster_token_var())?;
+            config.ca_file = args.ca_file;
             let handle = mictlanx_server::router::start(config)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -159,6 +230,17 @@ async fn run(command: Command) -> Result<(), String> {
             if let Some(dir) = args.data_dir {
                 builder = builder.data_dir(dir);
             }
+            let (auth, tls) = args.security.load(cluster_token_var())?;
+            builder = builder.auth(auth);
+            match (tls, args.ca_file) {
+                (Some(files), Some(ca)) => builder = builder.tls(files, ca),
+                (Some(_), None) => {
+                    return Err(
+                        "cluster: --tls-cert needs --ca-file (the CA that signed it)".into(),
+                    )
+                }
+                (None, _) => {}
+            }
             let cluster = builder.start().await.map_err(|e| e.to_string())?;
             println!("MICTLANX_URI={}", cluster.uri());
             shutdown_signal().await;
@@ -167,6 +249,12 @@ async fn run(command: Command) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `MICTLANX_CLUSTER_TOKEN`: the cluster token itself (read here, never a flag, so that it
+/// does not show in the process list).
+fn cluster_token_var() -> Option<String> {
+    std::env::var("MICTLANX_CLUSTER_TOKEN").ok()
 }
 
 async fn serve_until_signal(handle: mictlanx_server::ServerHandle) {
@@ -208,5 +296,57 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["mictlanx-server", "peer", "--capacity", "lots"]).is_err());
+    }
+
+    #[test]
+    fn security_flags_load_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        let cluster = dir.path().join("cluster");
+        std::fs::write(&tokens, "admin admin-token-0123456789 ops\n").unwrap();
+        std::fs::write(&cluster, "cluster-token-0123456789\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "mictlanx-server",
+            "router",
+            "--auth-tokens",
+            tokens.to_str().unwrap(),
+            "--cluster-token",
+            cluster.to_str().unwrap(),
+            "--protect-metrics",
+            "--tls-cert",
+            "/c.pem",
+            "--tls-key",
+            "/k.pem",
+        ])
+        .unwrap();
+        let Command::Router(r) = cli.command else {
+            panic!("not a router")
+        };
+        let (auth, tls) = r.security.load(None).unwrap();
+        assert_eq!(auth.tokens.map(|t| t.len()), Some(1));
+        assert!(auth
+            .cluster_token
+            .unwrap()
+            .matches("cluster-token-0123456789"));
+        assert!(auth.protect_metrics);
+        assert_eq!(tls, Some(TlsFiles::new("/c.pem", "/k.pem")));
+        // The variable is used when no file is given; a bad one is an error naming it.
+        let cli = Cli::try_parse_from(["mictlanx-server", "peer"]).unwrap();
+        let Command::Peer(p) = cli.command else {
+            panic!("not a peer")
+        };
+        let (auth, tls) = p
+            .security
+            .load(Some("env-token-0123456789".into()))
+            .unwrap();
+        assert!(auth.cluster_token.unwrap().matches("env-token-0123456789"));
+        assert!(tls.is_none() && auth.tokens.is_none());
+        let err = p.security.load(Some("tiny".into())).unwrap_err();
+        assert!(
+            err.contains("MICTLANX_CLUSTER_TOKEN") && !err.contains("tiny"),
+            "{err}"
+        );
+        // A key without a certificate is a usage error.
+        assert!(Cli::try_parse_from(["mictlanx-server", "peer", "--tls-key", "/k.pem"]).is_err());
     }
 }

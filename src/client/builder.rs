@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::credentials::BearerToken;
 use super::retry::RetryConfig;
 use super::Client;
 use crate::routers::LbAlgorithm;
@@ -54,6 +55,13 @@ pub struct ClientConfig {
     pub heartbeat_interval: Option<Duration>,
     /// `MICTLANX_LOG_PATH`: where a binary may write logs. The library installs no subscriber.
     pub log_path: Option<PathBuf>,
+    /// `MICTLANX_TOKEN`: sent as `Authorization: Bearer` on every request.
+    pub token: Option<BearerToken>,
+    /// `MICTLANX_CA_FILE`: PEM certificates trusted for `https` routers, besides the public
+    /// roots.
+    pub ca_file: Option<PathBuf>,
+    /// Certificates are not verified at all ([`ClientBuilder::danger_accept_invalid_certs`]).
+    pub danger_accept_invalid_certs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +115,9 @@ pub struct ClientBuilder {
     retry: Option<RetryConfig>,
     heartbeat_interval: Option<Duration>,
     log_path: Option<PathBuf>,
+    token: Option<BearerToken>,
+    ca_file: Option<PathBuf>,
+    danger_accept_invalid_certs: bool,
     /// Problems found before `build()` (an unreadable `.env`), reported by it.
     deferred_errors: Vec<String>,
 }
@@ -123,7 +134,7 @@ impl ClientBuilder {
     /// Variables, all optional (see [`from_vars`](Self::from_vars) for their meaning):
     /// `MICTLANX_URI`, `MICTLANX_ROUTERS`, `MICTLANX_PROTOCOL`, `MICTLANX_CLIENT_ID`,
     /// `MICTLANX_MAX_WORKERS`, `MICTLANX_LOG_PATH`, `MICTLANX_LB`, `MICTLANX_TIMEOUT_SECS`,
-    /// `MICTLANX_CHUNK_SIZE`. Variables whose value is not UTF-8 are ignored.
+    /// `MICTLANX_CHUNK_SIZE`, `MICTLANX_TOKEN`, `MICTLANX_CA_FILE`. Variables whose value is not UTF-8 are ignored.
     pub fn from_env() -> Self {
         let process = std::env::vars_os().filter_map(utf8_pair);
         Self::from_env_file_and_vars(Path::new(".env"), process)
@@ -174,6 +185,8 @@ impl ClientBuilder {
     /// | `MICTLANX_LB` | load balancer name ([`LbAlgorithm`]) |
     /// | `MICTLANX_TIMEOUT_SECS` | per-request timeout in seconds (decimals allowed) |
     /// | `MICTLANX_CHUNK_SIZE` | default chunk size (`"256kb"`, `"1MiB"`) |
+    /// | `MICTLANX_TOKEN` | bearer token sent on every request ([`token`](Self::token)) |
+    /// | `MICTLANX_CA_FILE` | PEM CA certificates for `https` routers ([`ca_file`](Self::ca_file)) |
     ///
     /// # Examples
     ///
@@ -223,6 +236,8 @@ impl ClientBuilder {
                     })
                 }
                 "MICTLANX_CHUNK_SIZE" => builder.chunk_size = Some(value),
+                "MICTLANX_TOKEN" => builder.token = Some(BearerToken::new(value)),
+                "MICTLANX_CA_FILE" => builder.ca_file = Some(PathBuf::from(value)),
                 _ => {}
             }
         }
@@ -315,6 +330,56 @@ impl ClientBuilder {
         self
     }
 
+    /// The bearer token sent as `Authorization: Bearer` on every request (routers started
+    /// with `--auth-tokens` need one). Never shown by `Debug` or in logs.
+    ///
+    /// ```
+    /// use mictlanx::Client;
+    ///
+    /// let builder = Client::builder()
+    ///     .routers_uri("mictlanx://router-0@127.0.0.1:60666/?protocol=https")
+    ///     .token("ingest-token-0123456789");
+    /// assert!(!format!("{builder:?}").contains("ingest-token"));
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(BearerToken::new(token));
+        self
+    }
+
+    /// A PEM file of CA certificates to trust for `https` routers, besides the public roots
+    /// (e.g. the CA that signed a private cluster's certificates).
+    ///
+    /// ```
+    /// use mictlanx::Client;
+    ///
+    /// let builder = Client::builder()
+    ///     .routers_uri("mictlanx://router-0@127.0.0.1:60666/?protocol=https")
+    ///     .ca_file("/etc/mictlanx/ca.pem");
+    /// # let _ = builder;
+    /// ```
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Turns certificate verification **off**: any certificate, for any name, is accepted,
+    /// so anyone on the path can read and change the traffic. For throwaway test setups
+    /// only; [`build`](Self::build) logs a warning (`event = "TLS.VERIFY.OFF"`). There is no
+    /// environment variable for it, on purpose.
+    ///
+    /// ```
+    /// use mictlanx::Client;
+    ///
+    /// let builder = Client::builder()
+    ///     .routers_uri("mictlanx://router-0@127.0.0.1:60666/?protocol=https")
+    ///     .danger_accept_invalid_certs(true);
+    /// # let _ = builder;
+    /// ```
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.danger_accept_invalid_certs = accept;
+        self
+    }
+
     /// Validates everything and builds the client.
     ///
     /// The heartbeat task is spawned on the current tokio runtime; called outside a runtime,
@@ -325,8 +390,9 @@ impl ClientBuilder {
     /// [`Error::Validation`] naming the bad setting (no routers, a zero chunk size or
     /// concurrency, a bad number or balancer name, an unreadable `.env`),
     /// [`Error::InvalidUri`] for a router list that does not parse, [`Error::InvalidSize`]
-    /// for a chunk size that does not parse, [`Error::Network`] if the HTTP client cannot be
-    /// created.
+    /// for a chunk size that does not parse, [`Error::Validation`] for a token a header
+    /// cannot carry or a CA file that cannot be read, [`Error::Network`] if the HTTP client
+    /// cannot be created.
     pub fn build(self) -> Result<Client, Error> {
         let config = self.into_config()?;
         Client::from_config(config)
@@ -412,6 +478,9 @@ impl ClientBuilder {
             Some(id) => id,
             None => format!("client-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         };
+        if let Some(token) = &self.token {
+            token.authorization()?;
+        }
         Ok(ClientConfig {
             routers,
             client_id,
@@ -424,6 +493,9 @@ impl ClientBuilder {
             retry,
             heartbeat_interval,
             log_path: self.log_path,
+            token: self.token,
+            ca_file: self.ca_file,
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
         })
     }
 }
@@ -603,6 +675,53 @@ mod tests {
             ("MICTLANX_PROTOCOL", "ftp"),
         ])));
         assert!(legacy.contains("MICTLANX_PROTOCOL"));
+    }
+
+    #[test]
+    fn token_and_ca_file_come_from_the_environment_and_never_show() {
+        let config = ClientBuilder::from_vars(vars(&[
+            ("MICTLANX_URI", "mictlanx://r0@h:1/?protocol=https"),
+            ("MICTLANX_TOKEN", "env-token-0123456789"),
+            ("MICTLANX_CA_FILE", "/etc/mictlanx/ca.pem"),
+        ]))
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            config.token.as_ref().map(BearerToken::secret),
+            Some("env-token-0123456789")
+        );
+        assert_eq!(config.ca_file, Some(PathBuf::from("/etc/mictlanx/ca.pem")));
+        assert!(!config.danger_accept_invalid_certs);
+        assert!(!format!("{config:?}").contains("env-token"));
+        // Code wins over the environment, and a bad token is refused without quoting it.
+        let builder = ClientBuilder::from_vars(vars(&[
+            ("MICTLANX_URI", "mictlanx://r0@h:1"),
+            ("MICTLANX_TOKEN", "env-token-0123456789"),
+        ]))
+        .token("code-token-0123456789");
+        assert!(!format!("{builder:?}").contains("token-0123456789"));
+        let config = builder.into_config().unwrap();
+        assert_eq!(config.token.unwrap().secret(), "code-token-0123456789");
+        let err = ClientBuilder::new()
+            .routers_uri("mictlanx://r0@h:1")
+            .token("two words")
+            .into_config()
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation { .. }));
+        assert!(!err.to_string().contains("two words"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_ca_file_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let base = || ClientBuilder::new().routers_uri("mictlanx://r0@h:1/?protocol=https");
+        let err = base().ca_file(&missing).build().unwrap_err();
+        assert!(err.to_string().contains("MICTLANX_CA_FILE"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let err = base().ca_file(&empty).build().unwrap_err();
+        assert!(matches!(err, Error::Validation { .. }), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! task queue that report progress and cancel jobs. The client itself has no queue.
 
 mod builder;
+mod credentials;
 mod delete;
 mod digest;
 mod encryption;
@@ -28,6 +29,7 @@ mod retry;
 mod source;
 mod tags;
 mod temp_file;
+mod transport;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub use builder::{
     ClientBuilder, ClientConfig, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
 };
+pub use credentials::BearerToken;
 pub use get_file::GetFileResult;
 pub use options::{
     DeleteBucketResult, GetOptions, GetResult, Progress, ProgressFn, PutOptions, PutResult,
@@ -144,7 +147,7 @@ impl Client {
     }
 
     fn from_config(config: ClientConfig) -> Result<Client, Error> {
-        let http = reqwest::Client::builder()
+        let http = transport::configure(reqwest::Client::builder(), &config)?
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .user_agent(concat!("mictlanx-rs/", env!("CARGO_PKG_VERSION")))

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use state::PeerState;
 
+use crate::auth;
 use crate::config::PeerConfig;
 use crate::error::{route_not_found, ApiError};
 use crate::metrics::{track, Metrics};
@@ -56,17 +57,27 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// The TLS certificate or key could not be loaded.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Starts a peer: opens its storage (creating the directories and recovering from a crash),
 /// binds `config.bind`, serves the API and runs the pending-upload sweeper until the handle's
-/// stop token is cancelled.
+/// stop token is cancelled. With `config.auth` set, every request passes the token check
+/// first; with `config.tls`, it serves HTTPS.
 ///
 /// # Errors
 ///
 /// [`StartError::Storage`] when the data directory or database cannot be opened (for
-/// example, another process is using it); [`StartError::Bind`] when the address is taken.
+/// example, another process is using it); [`StartError::Bind`] when the address is taken;
+/// [`StartError::Tls`] when the certificate or key cannot be loaded.
 pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let store = Store::open(StoreConfig::from(&config)).await?;
     let bind = |source| StartError::Bind {
         addr: config.bind,
@@ -78,7 +89,8 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
         store.clone(),
         Metrics::new("mictlanx_peer"),
     );
-    let handle = serve::spawn(listener, app(state), CancellationToken::new()).map_err(bind)?;
+    let app = auth::layer(app(state), auth::Service::Peer, config.auth.clone());
+    let handle = serve::spawn_tls(listener, app, CancellationToken::new(), tls).map_err(bind)?;
     sweeper::spawn(store.downgrade(), handle.stop_token());
     tracing::info!(event = "PEER.STARTED", peer_id = %config.id, addr = %handle.addr(), data_dir = %config.data_dir.display());
     Ok(handle)
@@ -97,7 +109,8 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The peer's HTTP API as an axum router.
+/// The peer's HTTP API as an axum router ([`start`] wraps it in the token check of
+/// `PeerConfig::auth`; served directly, it checks no token).
 pub fn app(state: PeerState) -> Router {
     // Uploads are bounded by their declared size, not by axum's 2 MB default.
     let unlimited = DefaultBodyLimit::disable();

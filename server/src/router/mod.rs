@@ -74,6 +74,9 @@ pub enum StartError {
     /// The HTTP client for the peers could not be built.
     #[error("cannot build the HTTP client for the peers: {0}")]
     Client(#[source] reqwest::Error),
+    /// The TLS certificate, key or CA file could not be loaded.
+    #[error("router TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The bound listener could not be served.
     #[error("cannot serve the router: {0}")]
     Serve(#[source] std::io::Error),
@@ -81,23 +84,31 @@ pub enum StartError {
 
 /// Starts a router: binds `config.bind`, serves [`app`], and runs the background loops
 /// (peer probes every `probe_interval`, replica-map sync of peers that come up, expiry of
-/// abandoned uploads), which stop with the returned handle.
+/// abandoned uploads), which stop with the returned handle. With `config.auth` set, every
+/// request passes the token check first; with `config.tls`, it serves HTTPS.
 ///
 /// The router answers at once; its peers count as down until their first probe succeeds
 /// (poll `GET /health` for `peers_up`).
 ///
 /// # Errors
 ///
-/// [`StartError`] if the address cannot be bound or the HTTP client cannot be built.
+/// [`StartError`] if the address cannot be bound, the TLS files cannot be loaded or the
+/// HTTP client cannot be built.
 pub async fn start(config: RouterConfig) -> Result<ServerHandle, StartError> {
     let addr = config.bind;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
+    let auth = config.auth.clone();
     let state = RouterState::new(config)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     let stop = CancellationToken::new();
-    let handle =
-        serve::spawn(listener, app(state.clone()), stop.clone()).map_err(StartError::Serve)?;
+    let app = crate::auth::layer(app(state.clone()), crate::auth::Service::Router, auth);
+    let handle = serve::spawn_tls(listener, app, stop.clone(), tls).map_err(StartError::Serve)?;
     policy::spawn_loop(state.clone(), stop.clone());
     probe::spawn_loops(state.clone(), stop);
     let (_, peers) = state.peers.counts();

@@ -20,8 +20,11 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
+use rustls::pki_types::CertificateDer;
+
 use super::headers::{flag_value, FORCE, N_DELETES, TASK_ID, UPDATE, X_STATE};
 use super::peers::PeerView;
+use crate::auth::ClusterToken;
 
 /// Error bodies are read up to this many bytes: enough for any `detail`, and a peer that
 /// answers an error with a huge body cannot make the router buffer it.
@@ -161,12 +164,25 @@ impl PeerClient {
     /// A client with the given connect timeout; small calls time out after `call_timeout`,
     /// probes after `probe_timeout`. Streams have no overall timeout (a 10 GiB object takes
     /// what it takes); their callers bound the idle time between pieces instead.
+    ///
+    /// Every call carries `cluster_token` (peers that have one refuse changes without it),
+    /// and `https` peers are verified against the public roots plus `trust`.
     pub(crate) fn new(
         connect_timeout: Duration,
         call_timeout: Duration,
         probe_timeout: Duration,
+        cluster_token: Option<&ClusterToken>,
+        trust: &[CertificateDer<'static>],
     ) -> reqwest::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = cluster_token {
+            headers.insert(reqwest::header::AUTHORIZATION, token.authorization());
+        }
+        let mut builder = reqwest::Client::builder().default_headers(headers);
+        for ca in trust {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(ca)?);
+        }
+        let http = builder
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))

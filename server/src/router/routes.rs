@@ -37,8 +37,9 @@ use super::state::RouterState;
 /// and `/metrics`, with metrics on every route and JSON errors for unknown routes and
 /// methods.
 ///
-/// It holds no loops: [`crate::router::start`] runs the probes that bring the peers up.
-/// Tests can serve it directly (every peer stays down until probed).
+/// It holds no loops: [`crate::router::start`] runs the probes that bring the peers up,
+/// and wraps the app in the token check of `RouterConfig::auth`. Tests can serve it
+/// directly (every peer stays down until probed; no token is checked).
 pub fn app(state: RouterState) -> Router {
     let uploads = Router::new()
         .route(

@@ -53,15 +53,21 @@ impl RouterState {
     /// # Errors
     ///
     /// [`StartError::Client`] if the HTTP client for the peers cannot be built (no TLS
-    /// backend).
+    /// backend), [`StartError::Tls`] if `config.ca_file` cannot be read.
     pub fn new(config: RouterConfig) -> Result<Self, StartError> {
         // Small calls (metadata, deletes, listings) get the idle timeout as their whole
         // budget: a peer that cannot answer one in that time is as good as stalled.
         let call_timeout = config.peer_idle_timeout.max(Duration::from_millis(100));
+        let trust = match &config.ca_file {
+            Some(path) => crate::tls::load_certificates(path)?,
+            None => Vec::new(),
+        };
         let client = PeerClient::new(
             config.peer_connect_timeout,
             call_timeout,
             config.probe_timeout,
+            config.auth.cluster_token.as_ref(),
+            &trust,
         )
         .map_err(StartError::Client)?;
         let peers = PeerRegistry::default();
