@@ -1,7 +1,8 @@
 //! Serving the bytes of an object (PD3), with integrity checks.
 //!
-//! Before anything is sent the file's length must match the record. A whole read of an
-//! object up to `verify_before_send_limit` bytes is hashed first, so a corrupt object is
+//! Before anything is sent the file's length must match the record. A whole read of a small
+//! object (up to 1 MiB) is read into memory once, hashed and sent from there; a whole read
+//! of a larger object up to `verify_before_send_limit` bytes is hashed first, so a corrupt object is
 //! refused with a clean error; a larger one is hashed while it streams and the stream ends
 //! with an error instead of a clean end if the hash differs, so the receiver never mistakes
 //! corrupt bytes for a complete object. Either way the object is quarantined. Ranged reads
@@ -13,7 +14,7 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
-use mictlanx::checksum::{Sha256Stream, FILE_BUFFER_SIZE};
+use mictlanx::checksum::{sha256_hex, Sha256Stream, FILE_BUFFER_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::meta::{object_key, ObjectRecord};
@@ -23,6 +24,10 @@ use super::{Store, StoreError};
 
 /// Largest piece a read stream yields.
 const READ_CHUNK: usize = 256 * 1024;
+/// Whole reads up to this size are read into memory once, verified and sent from there:
+/// cheaper than hashing the file, seeking back and streaming it through tokio's file I/O
+/// (one blocking-pool hop per piece).
+const SMALL_OBJECT: u64 = 1024 * 1024;
 /// How often a read retries when the object was replaced between lookup and open.
 const OPEN_ATTEMPTS: usize = 3;
 
@@ -54,9 +59,17 @@ impl std::fmt::Debug for ObjectRead {
 
 struct Opened {
     record: ObjectRecord,
-    file: File,
+    body: OpenedBody,
     range: Option<ByteRange>,
     verified: bool,
+}
+
+/// Where the bytes to send are.
+enum OpenedBody {
+    /// An open file positioned at the first byte to send.
+    File(File),
+    /// A small object read whole (and verified).
+    Memory(Bytes),
 }
 
 impl Store {
@@ -77,15 +90,20 @@ impl Store {
         let opened = self
             .blocking(move |s| s.open_for_read(&b, &k, range))
             .await?;
-        // The file is already positioned at the first byte to send.
         let len = opened.range.map_or(opened.record.stored_size, |r| r.len());
-        let check = (opened.range.is_none() && !opened.verified).then(|| StreamCheck {
-            store: self.clone(),
-            hasher: Sha256Stream::new(),
-            record: opened.record.clone(),
-        });
-        let file = tokio::fs::File::from_std(opened.file).take(len);
-        let body = read_stream(file, len, check);
+        let body: ObjectStream = match opened.body {
+            OpenedBody::Memory(bytes) => Box::pin(futures::stream::once(async move { Ok(bytes) })),
+            OpenedBody::File(file) => {
+                // The file is already positioned at the first byte to send.
+                let check = (opened.range.is_none() && !opened.verified).then(|| StreamCheck {
+                    store: self.clone(),
+                    hasher: Sha256Stream::new(),
+                    record: opened.record.clone(),
+                });
+                let file = tokio::fs::File::from_std(file).take(len);
+                read_stream(file, len, check)
+            }
+        };
         Ok(ObjectRead {
             record: opened.record,
             range: opened.range,
@@ -169,6 +187,19 @@ impl Store {
                 file.seek(SeekFrom::Start(r.start))
                     .map_err(StoreError::io("seeking in an object"))?;
             }
+            None if size <= SMALL_OBJECT.min(self.config().verify_before_send_limit) => {
+                let bytes = read_whole(&mut file, size)?;
+                if bytes.len() as u64 != size || sha256_hex(&bytes) != record.sha256 {
+                    self.quarantine_blocking(bucket_id, key, &record.file)?;
+                    return Err(corrupt());
+                }
+                return Ok(Opened {
+                    record,
+                    body: OpenedBody::Memory(bytes),
+                    range: None,
+                    verified: true,
+                });
+            }
             None if size <= self.config().verify_before_send_limit => {
                 if hash_file(&mut file)? != record.sha256 {
                     self.quarantine_blocking(bucket_id, key, &record.file)?;
@@ -182,11 +213,22 @@ impl Store {
         }
         Ok(Opened {
             record,
-            file,
+            body: OpenedBody::File(file),
             range,
             verified,
         })
     }
+}
+
+/// The whole of a small `file` of `size` bytes (fewer if it is shorter). Blocking.
+fn read_whole(file: &mut File, size: u64) -> Result<Bytes, StoreError> {
+    // No zeroing: `read_to_end` fills spare capacity. One byte more than expected shows a
+    // file that grew.
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    file.take(size.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(StoreError::io("reading an object"))?;
+    Ok(Bytes::from(buf))
 }
 
 /// SHA-256 of the rest of `file`, read with a fixed buffer. Blocking.
