@@ -35,7 +35,7 @@ pub use client::{
     BearerToken, Client, ClientBuilder, ClientConfig, ClientMetrics, DeleteBucketResult,
     GetFileResult, GetOptions, GetResult, Policies, Progress, ProgressFn, PutOptions, PutResult,
     RetryConfig, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, LARGE_BALL_CHUNK_SIZE, LARGE_BALL_THRESHOLD,
 };
 pub use error::{Error, Result};
 pub use id::TaskId;

@@ -160,6 +160,7 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    mictlanx_server::alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     // Offline, and the only command with its own exit code for invalid input (2).
     if let Command::Policy(policy::PolicyCommand::Check { file, lenient }) = &cli.command {

@@ -4,6 +4,7 @@
 //! in one process on loopback), wire-compatible with MictlanX API v4.
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod auth;
 mod cluster;
 pub mod config;

@@ -176,11 +176,18 @@ fn log_name(command: &Command) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    mictlanx_server::alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     let _log = mictlanx_server::logging::init(&log_name(&cli.command), "info");
-    match run(cli.command).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mictlanx-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("mictlanx-server: {message}");

@@ -16,6 +16,7 @@ use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::builder::{LARGE_BALL_CHUNK_SIZE, LARGE_BALL_THRESHOLD};
 use super::encryption::{check_user_tags, seal_ball};
 use super::http::{check, decode, send, send_json};
 use super::options::{Hooks, Progress, PutOptions, PutResult};
@@ -137,7 +138,7 @@ impl Client {
     ) -> Result<PutResult, Error> {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
         let data: Bytes = data.into();
-        let chunk_size = self.chunk_size(&opts)?;
+        let chunk_size = self.chunk_size(&opts, len_u64(data.len()))?;
         if !opts.recipients.is_empty() {
             let len = len_u64(data.len());
             let source = ChunkSource::Memory(data);
@@ -196,14 +197,18 @@ impl Client {
         opts: PutOptions,
     ) -> Result<PutResult, Error> {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
-        let chunk_size = self.chunk_size(&opts)?;
+        self.chunk_size(&opts, 0)?;
         let path = path.as_ref().to_path_buf();
         if !opts.recipients.is_empty() {
             let len = tokio::fs::metadata(&path).await?.len();
             let source = ChunkSource::File(path);
             return self.put_sealed(bucket, ball_id, source, len, opts).await;
         }
-        let ball_digest = digest_file(&path, |len| ChunkPlan::file(len, chunk_size)).await?;
+        let ball_digest = digest_file(&path, |len| {
+            ChunkPlan::file(len, self.chunk_size(&opts, len).unwrap_or(1))
+        })
+        .await?;
+        let chunk_size = self.chunk_size(&opts, ball_digest.total_len)?;
         let plan = ChunkPlan::file(ball_digest.total_len, chunk_size)?;
         let ball = BallPlan::hashed(bucket, ball_id, plan, ball_digest, ChunkSource::File(path));
         self.inner.put_ball(ball, &opts).await
@@ -250,8 +255,10 @@ impl Client {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
-        let chunk_size = self.chunk_size(&opts)?;
+        // Refuses a zero chunk size before the stream is read.
+        self.chunk_size(&opts, 0)?;
         let spooled = spool(stream, &opts.hooks().token()).await?;
+        let chunk_size = self.chunk_size(&opts, spooled.len)?;
         if !opts.recipients.is_empty() {
             let source = ChunkSource::File(spooled.guard.path().to_path_buf());
             let result = self
@@ -286,7 +293,7 @@ impl Client {
         opts: PutOptions,
     ) -> Result<PutResult, Error> {
         check_user_tags(&opts.tags)?;
-        let chunk_size = self.chunk_size(&opts)?;
+        let chunk_size = self.chunk_size(&opts, plain_len)?;
         let sealed = seal_ball(
             &bucket,
             &ball_id,
@@ -301,13 +308,20 @@ impl Client {
         self.inner.put_ball(ball, &opts).await
     }
 
-    fn chunk_size(&self, opts: &PutOptions) -> Result<u64, Error> {
+    /// Chunk size of a ball of `len` bytes: the put's own, else the configured one; with
+    /// nothing configured, 256 kB or, for balls over [`LARGE_BALL_THRESHOLD`] bytes,
+    /// [`LARGE_BALL_CHUNK_SIZE`].
+    fn chunk_size(&self, opts: &PutOptions, len: u64) -> Result<u64, Error> {
+        let config = &self.inner.config;
         match opts.chunk_size {
             Some(0) => Err(Error::Validation {
                 message: "chunk size must be at least 1 byte".into(),
             }),
             Some(n) => Ok(n),
-            None => Ok(self.inner.config.chunk_size),
+            None if config.auto_chunk_size && len > LARGE_BALL_THRESHOLD => {
+                Ok(LARGE_BALL_CHUNK_SIZE.max(config.chunk_size))
+            }
+            None => Ok(config.chunk_size),
         }
     }
 }
@@ -749,4 +763,42 @@ struct ChunkUpload<'a> {
     checksum: &'a str,
     metadata_body: Bytes,
     data: Bytes,
+}
+
+#[cfg(test)]
+mod chunk_size_tests {
+    use super::*;
+
+    fn client(chunk_size: Option<&str>) -> Client {
+        let mut b = Client::builder()
+            .routers_uri("mictlanx://r0@127.0.0.1:9")
+            .heartbeat_interval(std::time::Duration::ZERO);
+        if let Some(c) = chunk_size {
+            b = b.chunk_size(c);
+        }
+        b.build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn large_balls_get_larger_chunks_only_when_nothing_is_configured() {
+        let auto = client(None);
+        let none = PutOptions::default();
+        assert_eq!(auto.chunk_size(&none, 0).unwrap(), 256_000);
+        assert_eq!(
+            auto.chunk_size(&none, LARGE_BALL_THRESHOLD).unwrap(),
+            256_000
+        );
+        assert_eq!(
+            auto.chunk_size(&none, LARGE_BALL_THRESHOLD + 1).unwrap(),
+            LARGE_BALL_CHUNK_SIZE
+        );
+        // The put's own size always wins.
+        let own = PutOptions::default().with_chunk_size(10_000);
+        assert_eq!(auto.chunk_size(&own, 1 << 40).unwrap(), 10_000);
+        // A configured size is kept for every ball, even when it is the default's value.
+        let fixed = client(Some("256kb"));
+        assert_eq!(fixed.chunk_size(&none, 1 << 40).unwrap(), 256_000);
+        let zero = PutOptions::default().with_chunk_size(0);
+        assert!(auto.chunk_size(&zero, 1).is_err());
+    }
 }
