@@ -316,7 +316,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The default chunk size, a human size such as `"256kb"` (the default) or `"1MiB"`.
+    /// The chunk size of every ball, a human size such as `"256kb"` or `"1MiB"`. Without it
+    /// (and without `MICTLANX_CHUNK_SIZE`), balls use 256 kB chunks, or
+    /// [`LARGE_BALL_CHUNK_SIZE`] when they are larger than [`LARGE_BALL_THRESHOLD`].
     pub fn chunk_size(mut self, size: impl Into<String>) -> Self {
         self.chunk_size = Some(size.into());
         self
