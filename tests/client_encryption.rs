@@ -549,7 +549,14 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_overwritten_on_a_peers_disk_are_an_error_never_data() {
-    let (cluster, c) = cluster().await;
+    // Every chunk in a file of its own, to damage (small ones would live in the database).
+    let cluster = LocalCluster::builder()
+        .peers(2)
+        .inline_limit(0)
+        .start()
+        .await
+        .expect("cluster starts");
+    let c = client_for(&cluster.uri());
     let alice = KeyPair::generate();
     let plain = data(3 * SEGMENT, 4);
     c.put_bytes("enc", "on-disk", plain.clone(), sealed_to(&[&alice]))

@@ -89,6 +89,7 @@ pub struct LocalClusterBuilder {
     capacity: u64,
     probe_interval: Duration,
     verify_limit: Option<u64>,
+    inline_limit: Option<u64>,
     policy_interval: Option<Duration>,
     policy_window: Option<Duration>,
     auth: AuthConfig,
@@ -112,6 +113,7 @@ impl Default for LocalClusterBuilder {
             capacity: 10_000_000_000,
             probe_interval: Duration::from_millis(250),
             verify_limit: None,
+            inline_limit: None,
             policy_interval: None,
             policy_window: None,
             auth: AuthConfig::default(),
@@ -156,6 +158,14 @@ impl LocalClusterBuilder {
     /// ones are verified while streaming. Default: the configs' defaults (64 MiB).
     pub fn verify_before_send_limit(mut self, bytes: u64) -> Self {
         self.verify_limit = Some(bytes);
+        self
+    }
+
+    /// Objects up to this size are kept in the peers' databases instead of files (default
+    /// [`PeerConfig`]'s, 64 KiB; 0: every object gets a file, e.g. for tests that damage
+    /// stored files).
+    pub fn inline_limit(mut self, bytes: u64) -> Self {
+        self.inline_limit = Some(bytes);
         self
     }
 
@@ -256,6 +266,9 @@ impl LocalClusterBuilder {
         template.capacity = self.capacity;
         if let Some(limit) = self.verify_limit {
             template.verify_before_send_limit = limit;
+        }
+        if let Some(limit) = self.inline_limit {
+            template.inline_limit = limit;
         }
         template.auth = self.auth.clone();
         template.tls = self.tls.as_ref().map(|t| t.files.clone());

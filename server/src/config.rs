@@ -29,6 +29,9 @@ pub struct PeerConfig {
     /// An upload whose body sends nothing for this long is abandoned (its temp file
     /// removed, its pending record kept so the client can retry).
     pub upload_idle_timeout: Duration,
+    /// Objects up to this size are kept in the metadata database instead of a file of their
+    /// own (default 64 KiB; 0 turns it off).
+    pub inline_limit: u64,
     /// Tokens, cluster token and `/metrics` protection (default: open).
     pub auth: AuthConfig,
     /// Serve HTTPS with this certificate and key (default: plain HTTP).
@@ -47,6 +50,7 @@ impl PeerConfig {
             pending_ttl: Duration::from_secs(3600),
             verify_before_send_limit: 64 * 1024 * 1024,
             upload_idle_timeout: crate::storage::DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            inline_limit: crate::storage::DEFAULT_INLINE_LIMIT,
             auth: AuthConfig::default(),
             tls: None,
         }

@@ -61,6 +61,9 @@ struct PeerArgs {
     /// Seconds an upload may send nothing before it is abandoned.
     #[arg(long, env = "MICTLANX_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 120)]
     upload_idle_timeout_secs: u64,
+    /// Objects up to this size are kept in the metadata database, not in files (0: off).
+    #[arg(long, env = "MICTLANX_INLINE_LIMIT", default_value = "64KiB", value_parser = parse_size_arg)]
+    inline_limit: u64,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -204,6 +207,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.capacity = args.capacity;
             config.pending_ttl = Duration::from_secs(args.pending_ttl_secs);
             config.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs.max(1));
+            config.inline_limit = args.inline_limit;
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             let handle = mictlanx_server::peer::start(config)
                 .await

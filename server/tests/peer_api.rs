@@ -677,7 +677,8 @@ async fn label_checksums_are_kept_unverified() {
 
 #[tokio::test]
 async fn corrupt_objects_answer_500_and_are_quarantined() {
-    let p = TestPeer::start().await;
+    // A file to damage: small objects would otherwise live in the database.
+    let p = TestPeer::start_with(|c| c.inline_limit = 0).await;
     p.put("b", "k", b"precious").await;
     let file = files_under(&p.data_dir().join("objects")).remove(0);
     std::fs::write(&file, b"Precious").unwrap();

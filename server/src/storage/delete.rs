@@ -7,7 +7,7 @@ use redb::ReadableTable;
 
 use super::meta::{
     bucket_range, decode, get_object, get_pending_of_key, object_key, ObjectRecord, PendingRecord,
-    OBJECTS, PENDING, PENDING_BY_KEY,
+    INLINE, OBJECTS, PENDING, PENDING_BY_KEY,
 };
 use super::{Store, StoreError};
 
@@ -25,9 +25,11 @@ impl Store {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let mut pending = txn.open_table(PENDING)?;
                 let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+                let mut inline = txn.open_table(INLINE)?;
                 let obj = get_object(&objects, &db_key)?;
                 if let Some(obj) = &obj {
                     objects.remove(db_key.as_str())?;
+                    inline.remove(db_key.as_str())?;
                     delta.remove_object(obj.stored_size);
                 }
                 let pend = get_pending_of_key(&by_key, &pending, &db_key)?;
@@ -40,7 +42,7 @@ impl Store {
                 Ok((obj, pend.is_some()))
             })?;
             let (obj, had_pending) = removed;
-            if let Some(obj) = &obj {
+            if let Some(obj) = obj.as_ref().filter(|o| !o.inline) {
                 s.remove_file_logged(&obj.file);
             }
             Ok(u64::from(obj.is_some() || had_pending))
@@ -62,6 +64,7 @@ impl Store {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let mut pending = txn.open_table(PENDING)?;
                 let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+                let mut inline = txn.open_table(INLINE)?;
                 let mut doomed: Vec<(String, ObjectRecord)> = Vec::new();
                 for entry in objects.range(range.start.as_str()..range.end.as_str())? {
                     let (k, v) = entry?;
@@ -81,6 +84,7 @@ impl Store {
                 let mut keys = std::collections::BTreeSet::new();
                 for (db_key, rec) in &doomed {
                     objects.remove(db_key.as_str())?;
+                    inline.remove(db_key.as_str())?;
                     delta.remove_object(rec.stored_size);
                     keys.insert(db_key.clone());
                 }
@@ -91,7 +95,11 @@ impl Store {
                     by_key.remove(db_key.as_str())?;
                     keys.insert(db_key);
                 }
-                let files: Vec<String> = doomed.into_iter().map(|(_, r)| r.file).collect();
+                let files: Vec<String> = doomed
+                    .into_iter()
+                    .filter(|(_, r)| !r.inline)
+                    .map(|(_, r)| r.file)
+                    .collect();
                 Ok((files, keys.len() as u64))
             })?;
             let (files, count) = files;
@@ -105,7 +113,8 @@ impl Store {
 
     /// Moves the object file `file` of `bucket_id@key` aside (`*.corrupted`) and drops its
     /// record, if the record still points at that file (a newer version is left alone).
-    /// A file that cannot be moved (already gone) is logged, not an error. Blocking.
+    /// A file that cannot be moved (already gone) is logged, not an error. For an inline
+    /// object (`file` empty) the record and its bytes are dropped. Blocking.
     pub(crate) fn quarantine_blocking(
         &self,
         bucket_id: &str,
@@ -115,16 +124,24 @@ impl Store {
         let db_key = object_key(bucket_id, key);
         let dropped = self.write(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
+            let mut inline = txn.open_table(INLINE)?;
             match get_object(&objects, &db_key)? {
                 Some(obj) if obj.file == file => {
                     objects.remove(db_key.as_str())?;
+                    inline.remove(db_key.as_str())?;
                     delta.remove_object(obj.stored_size);
                     Ok(true)
                 }
                 _ => Ok(false),
             }
         })?;
-        let moved = self.files().quarantine(file);
+        // An empty name is an inline object: there is no file to move (and `objects/` itself
+        // must never be renamed).
+        let moved = if file.is_empty() {
+            Ok(std::path::PathBuf::new())
+        } else {
+            self.files().quarantine(file)
+        };
         tracing::error!(
             event = "CORRUPT.OBJECT",
             peer_id = %self.config().name,

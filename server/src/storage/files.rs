@@ -104,6 +104,7 @@ impl Files {
 
     /// Removes the object file `name`; a missing file is not an error.
     pub(crate) fn remove_object(&self, name: &str) -> io::Result<()> {
+        refuse_empty(name)?;
         match fs::remove_file(self.object_path(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -113,11 +114,23 @@ impl Files {
     /// Renames the object file `name` to `name.corrupted` so that it is never served again but
     /// stays available for inspection. Returns the new path.
     pub(crate) fn quarantine(&self, name: &str) -> io::Result<PathBuf> {
+        refuse_empty(name)?;
         let from = self.object_path(name);
         let to = self.object_path(&format!("{name}{CORRUPTED_SUFFIX}"));
         fs::rename(&from, &to)?;
         Ok(to)
     }
+}
+
+/// An empty object name would address `objects/` itself.
+fn refuse_empty(name: &str) -> io::Result<()> {
+    if name.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty object file name",
+        ));
+    }
+    Ok(())
 }
 
 /// Fsyncs a directory so that renames and creations inside it survive a crash.
@@ -229,5 +242,8 @@ mod tests {
         assert!(moved.to_string_lossy().ends_with(CORRUPTED_SUFFIX));
         assert!(!files.object_path(&name).exists());
         files.remove_object(&name).unwrap();
+        assert!(files.remove_object("").is_err());
+        assert!(files.quarantine("").is_err());
+        assert!(files.objects_dir().is_dir());
     }
 }

@@ -5,6 +5,7 @@
 //! - [`OBJECTS`]: `bucket_id\0key` → [`ObjectRecord`], the committed objects.
 //! - [`PENDING`]: task id → [`PendingRecord`], metadata whose bytes have not arrived.
 //! - [`PENDING_BY_KEY`]: `bucket_id\0key` → task id, at most one pending upload per key.
+//! - [`INLINE`]: `bucket_id\0key` → the bytes of a small object kept in the database.
 //!
 //! Bucket ids and keys are sanitised (letters, digits, `-`, `_`), so `\0` never occurs in
 //! them and all keys of a bucket form the contiguous range `bucket\0 .. bucket\x01`.
@@ -23,6 +24,8 @@ pub(crate) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("p
 /// Pending upload of a key: `bucket_id\0key` → task id.
 pub(crate) const PENDING_BY_KEY: TableDefinition<&str, &str> =
     TableDefinition::new("pending_by_key");
+/// Bytes of small objects (`ObjectRecord::inline`): `bucket_id\0key` → bytes.
+pub(crate) const INLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("inline");
 
 /// A committed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +37,7 @@ pub struct ObjectRecord {
     /// Whether the declared checksum was a SHA-256 and matched; false for labels such as
     /// `"abc"` that other clients declare.
     pub verified: bool,
-    /// Data file, relative to `objects/`.
+    /// Data file, relative to `objects/`; empty when the bytes are [`inline`](Self::inline).
     pub file: String,
     /// Bytes in the data file.
     pub stored_size: u64,
@@ -42,6 +45,10 @@ pub struct ObjectRecord {
     pub created_at_ms: u64,
     /// When this version (or its metadata) was last written (ms since the Unix epoch).
     pub updated_at_ms: u64,
+    /// The bytes are in the database's `inline` table, committed with this record, instead
+    /// of a file (small objects: no file, no per-object fsync).
+    #[serde(default)]
+    pub inline: bool,
 }
 
 /// Metadata accepted by a put whose bytes have not arrived yet.

@@ -26,6 +26,8 @@ mod disable;
 mod error;
 mod files;
 mod group_sync;
+#[cfg(test)]
+mod inline_tests;
 mod meta;
 mod pending;
 mod query;
@@ -74,7 +76,14 @@ pub struct StoreConfig {
     /// An upload whose body sends nothing for this long is abandoned (each in-flight upload
     /// holds a blocking writer thread, so a stalled client must not hold it forever).
     pub upload_idle_timeout: Duration,
+    /// Objects up to this size are kept in the database with their metadata instead of in a
+    /// file of their own (0: every object gets a file).
+    pub inline_limit: u64,
 }
+
+/// Default of [`StoreConfig::inline_limit`]: 64 KiB. Smaller objects cost a database entry
+/// instead of a file create, two fsyncs and a rename each.
+pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
 
 /// Default of [`StoreConfig::upload_idle_timeout`]: two minutes, the router's peer timeout.
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -88,6 +97,7 @@ impl From<&crate::config::PeerConfig> for StoreConfig {
             pending_ttl: c.pending_ttl,
             verify_before_send_limit: c.verify_before_send_limit,
             upload_idle_timeout: c.upload_idle_timeout,
+            inline_limit: c.inline_limit,
         }
     }
 }
@@ -165,6 +175,7 @@ impl Store {
             txn.open_table(meta::OBJECTS)?;
             txn.open_table(meta::PENDING)?;
             txn.open_table(meta::PENDING_BY_KEY)?;
+            txn.open_table(meta::INLINE)?;
             txn.commit()?;
             Ok(())
         };
@@ -301,6 +312,8 @@ pub(crate) mod test_support {
             pending_ttl: Duration::from_secs(3600),
             verify_before_send_limit: 1 << 20,
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
+            // The file-based tests look at files; `inline_tests` turn this on.
+            inline_limit: 0,
         }
     }
 

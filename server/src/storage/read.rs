@@ -17,7 +17,7 @@ use futures::Stream;
 use mictlanx::checksum::{sha256_hex, Sha256Stream, FILE_BUFFER_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::meta::{object_key, ObjectRecord};
+use super::meta::{object_key, ObjectRecord, INLINE};
 use super::query::{key_state_in, KeyState};
 use super::range::{ByteRange, RangeSpec};
 use super::{Store, StoreError};
@@ -130,7 +130,8 @@ impl Store {
         let mut attempt = 0;
         let (record, mut file) = loop {
             attempt += 1;
-            let record = match key_state_in(&self.db().begin_read()?, &db_key)? {
+            let txn = self.db().begin_read()?;
+            let record = match key_state_in(&txn, &db_key)? {
                 KeyState::Committed(r) => r,
                 KeyState::Pending(_) => {
                     return Err(StoreError::Pending {
@@ -146,6 +147,16 @@ impl Store {
                     key: key.to_string(),
                 });
             }
+            if record.inline {
+                // Read in the same transaction as the record, so they always match.
+                let bytes = txn
+                    .open_table(INLINE)?
+                    .get(db_key.as_str())?
+                    .map(|g| Bytes::copy_from_slice(g.value()));
+                drop(txn);
+                return self.open_inline(bucket_id, key, record, bytes, range);
+            }
+            drop(txn);
             match File::open(self.files().object_path(&record.file)) {
                 Ok(f) => break (record, f),
                 // An overwrite may have committed and removed this version since the lookup:
@@ -216,6 +227,51 @@ impl Store {
             body: OpenedBody::File(file),
             range,
             verified,
+        })
+    }
+}
+
+impl Store {
+    /// An inline object's bytes, verified (whole) and cut to the range. A missing or wrong
+    /// entry drops the record (the bytes are unusable) and is [`StoreError::Corrupt`].
+    fn open_inline(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        record: ObjectRecord,
+        bytes: Option<Bytes>,
+        range: Option<RangeSpec>,
+    ) -> Result<Opened, StoreError> {
+        let intact = bytes
+            .filter(|b| b.len() as u64 == record.stored_size && sha256_hex(b) == record.sha256);
+        let Some(bytes) = intact else {
+            self.quarantine_blocking(bucket_id, key, &record.file)?;
+            return Err(StoreError::Corrupt {
+                bucket_id: bucket_id.to_string(),
+                key: key.to_string(),
+            });
+        };
+        let size = record.stored_size;
+        let range = match range {
+            None => None,
+            Some(spec) => Some(
+                spec.resolve(size)
+                    .ok_or(StoreError::RangeNotSatisfiable { size })?,
+            ),
+        };
+        let body = match range {
+            // The range (end inclusive) lies within `size`, which is the buffer's length.
+            Some(r) => match (usize::try_from(r.start), usize::try_from(r.end)) {
+                (Ok(start), Ok(end)) if end < bytes.len() => bytes.slice(start..=end),
+                _ => return Err(StoreError::RangeNotSatisfiable { size }),
+            },
+            None => bytes,
+        };
+        Ok(Opened {
+            record,
+            body: OpenedBody::Memory(body),
+            range,
+            verified: true,
         })
     }
 }

@@ -19,7 +19,7 @@ use redb::{Database, ReadableTable};
 
 use super::files::{Files, CORRUPTED_SUFFIX};
 use super::meta::{
-    decode, object_key, ObjectRecord, PendingRecord, OBJECTS, PENDING, PENDING_BY_KEY,
+    decode, object_key, ObjectRecord, PendingRecord, INLINE, OBJECTS, PENDING, PENDING_BY_KEY,
 };
 use super::usage::UsageSnapshot;
 use super::StoreError;
@@ -62,8 +62,9 @@ fn clear_dir(dir: &Path) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Drops records whose file is missing or has the wrong length (or that cannot be decoded);
-/// counts the rest and returns the files they reference.
+/// Drops records whose file (or inline entry) is missing or has the wrong length, or that
+/// cannot be decoded, and inline entries without a record; counts the rest and returns the
+/// files they reference.
 fn check_records(
     files: &Files,
     db: &Database,
@@ -73,7 +74,9 @@ fn check_records(
     let mut referenced = HashSet::new();
     {
         let mut objects = txn.open_table(OBJECTS)?;
+        let mut inline = txn.open_table(INLINE)?;
         let mut doomed = Vec::new();
+        let mut inline_keys = HashSet::new();
         for entry in objects.iter()? {
             let (k, v) = entry?;
             let db_key = k.value().to_string();
@@ -85,10 +88,21 @@ fn check_records(
                     continue;
                 }
             };
-            let on_disk = fs::metadata(files.object_path(&rec.file)).map(|m| m.len());
+            let on_disk = if rec.inline {
+                match inline.get(db_key.as_str())? {
+                    Some(bytes) => Ok(bytes.value().len() as u64),
+                    None => Err(io::Error::from(io::ErrorKind::NotFound)),
+                }
+            } else {
+                fs::metadata(files.object_path(&rec.file)).map(|m| m.len())
+            };
             match on_disk {
                 Ok(len) if len == rec.stored_size => {
-                    referenced.insert(rec.file.clone());
+                    if rec.inline {
+                        inline_keys.insert(db_key.clone());
+                    } else {
+                        referenced.insert(rec.file.clone());
+                    }
                     report.usage.committed_bytes += rec.stored_size;
                     report.usage.objects += 1;
                 }
@@ -108,8 +122,22 @@ fn check_records(
         }
         for key in &doomed {
             objects.remove(key.as_str())?;
+            inline.remove(key.as_str())?;
         }
         report.records_dropped = doomed.len();
+        // Written in one transaction with their record, so this finds nothing unless the
+        // database was edited by hand.
+        let mut stray = Vec::new();
+        for entry in inline.iter()? {
+            let (k, _) = entry?;
+            if !inline_keys.contains(k.value()) {
+                stray.push(k.value().to_string());
+            }
+        }
+        for key in &stray {
+            tracing::warn!(event = "RECOVERY.INLINE.ORPHAN.REMOVED", key = %key.replace('\0', "@"));
+            inline.remove(key.as_str())?;
+        }
     }
     txn.commit()?;
     Ok(referenced)

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::files::{Files, TempFile};
 use super::meta::{
-    encode, get_object, get_pending, object_key, same_content, ObjectRecord, PendingRecord,
+    encode, get_object, get_pending, object_key, same_content, ObjectRecord, PendingRecord, INLINE,
     OBJECTS, PENDING, PENDING_BY_KEY,
 };
 use super::{epoch_ms, Store, StoreError};
@@ -51,6 +51,54 @@ pub struct StoredObject {
 enum Piece {
     Data(Bytes),
     End,
+}
+
+/// Where the writer puts an upload's bytes.
+enum Sink {
+    /// A small object, kept for the database.
+    Memory(Vec<u8>),
+    /// A temporary file, deleted unless it is published.
+    File {
+        out: BufWriter<std::fs::File>,
+        temp: TempFile,
+    },
+}
+
+/// The verified bytes of an upload, ready to commit.
+enum Stored {
+    Inline(Vec<u8>),
+    /// Written and fsynced.
+    File(TempFile),
+}
+
+impl Sink {
+    fn write(&mut self, piece: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Sink::Memory(buf) => {
+                buf.extend_from_slice(piece);
+                Ok(())
+            }
+            Sink::File { out, .. } => out
+                .write_all(piece)
+                .map_err(StoreError::io("writing an upload")),
+        }
+    }
+
+    /// Flushes and fsyncs a file; a memory sink is ready as it is.
+    fn finish(self) -> Result<Stored, StoreError> {
+        match self {
+            Sink::Memory(buf) => Ok(Stored::Inline(buf)),
+            Sink::File { out, temp } => {
+                let file = out.into_inner().map_err(|e| StoreError::Io {
+                    context: "flushing an upload",
+                    source: e.into_error(),
+                })?;
+                file.sync_all()
+                    .map_err(StoreError::io("syncing an upload"))?;
+                Ok(Stored::File(temp))
+            }
+        }
+    }
 }
 
 /// The right to upload the bytes of one task; released on drop.
@@ -182,17 +230,27 @@ impl Store {
     }
 
     /// The blocking writer: receives pieces until the end marker, then verifies and commits.
+    /// Objects up to `inline_limit` are collected in memory and committed into the database
+    /// with their record; larger ones go through a temporary file.
     fn write_and_commit(
         &self,
         ticket: UploadTicket,
         mut rx: mpsc::Receiver<Piece>,
     ) -> Result<StoredObject, StoreError> {
         let declared = ticket.pending.metadata.size;
-        let (file, temp) = self
-            .files()
-            .create_temp()
-            .map_err(StoreError::io("creating a temporary file"))?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut sink = if declared <= self.config().inline_limit {
+            // `declared` is at most the inline limit here, so the reservation is small.
+            Sink::Memory(Vec::with_capacity(usize::try_from(declared).unwrap_or(0)))
+        } else {
+            let (file, temp) = self
+                .files()
+                .create_temp()
+                .map_err(StoreError::io("creating a temporary file"))?;
+            Sink::File {
+                out: BufWriter::with_capacity(WRITE_BUFFER, file),
+                temp,
+            }
+        };
         let mut hasher = Sha256Stream::new();
         loop {
             match rx.blocking_recv() {
@@ -201,11 +259,10 @@ impl Store {
                         return Err(StoreError::BodyTooLong { declared });
                     }
                     hasher.update(&piece);
-                    out.write_all(&piece)
-                        .map_err(StoreError::io("writing an upload"))?;
+                    sink.write(&piece)?;
                 }
                 Some(Piece::End) => break,
-                // The request failed or was cancelled; `temp` is dropped and deleted.
+                // The request failed or was cancelled; a temp file is dropped and deleted.
                 None => return Err(StoreError::BodyInterrupted("body not completed".into())),
             }
         }
@@ -214,13 +271,6 @@ impl Store {
         if received < declared {
             return Err(StoreError::BodyTooShort { declared, received });
         }
-        let file = out.into_inner().map_err(|e| StoreError::Io {
-            context: "flushing an upload",
-            source: e.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(StoreError::io("syncing an upload"))?;
-        drop(file);
         let sha256 = hasher.finalize_hex();
         let declared_sum = &ticket.pending.metadata.checksum;
         let verified = is_sha256_hex(declared_sum);
@@ -230,24 +280,33 @@ impl Store {
                 computed: sha256,
             });
         }
-        self.commit_upload(ticket, temp, sha256, verified, received)
+        let stored = sink.finish()?;
+        self.commit_upload(ticket, stored, sha256, verified, received)
     }
 
-    /// Publishes the file and commits its metadata; deletes the replaced version's file.
+    /// Publishes the file (if any) and commits the metadata, with the bytes of an inline
+    /// object; deletes the replaced version's file.
     fn commit_upload(
         &self,
         ticket: UploadTicket,
-        temp: TempFile,
+        stored: Stored,
         sha256: String,
         verified: bool,
         size: u64,
     ) -> Result<StoredObject, StoreError> {
         let started = &ticket.pending;
-        let name = Files::new_object_name(&started.metadata.bucket_id, &started.metadata.key);
-        let published = self
-            .files()
-            .publish(temp, &name)
-            .map_err(StoreError::io("publishing an upload"))?;
+        let (published, name, inline_bytes) = match stored {
+            Stored::File(temp) => {
+                let name =
+                    Files::new_object_name(&started.metadata.bucket_id, &started.metadata.key);
+                let published = self
+                    .files()
+                    .publish(temp, &name)
+                    .map_err(StoreError::io("publishing an upload"))?;
+                (Some(published), name, None)
+            }
+            Stored::Inline(bytes) => (None, String::new(), Some(bytes)),
+        };
         let db_key = object_key(&started.metadata.bucket_id, &started.metadata.key);
         let now_ms = epoch_ms(SystemTime::now());
         // If this fails, `published` is dropped and the new file deleted: nothing references it.
@@ -255,6 +314,7 @@ impl Store {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+            let mut inline = txn.open_table(INLINE)?;
             // The pending record must still be the one this upload started from: it may have
             // been deleted, expired or replaced by a newer put meanwhile. Its metadata may have
             // changed in place (disabled), so the current one is what gets committed.
@@ -282,8 +342,18 @@ impl Store {
                 stored_size: size,
                 created_at_ms: old.as_ref().map_or(now_ms, |o| o.created_at_ms),
                 updated_at_ms: now_ms,
+                inline: inline_bytes.is_some(),
             };
             objects.insert(db_key.as_str(), encode(&db_key, &record)?.as_slice())?;
+            match &inline_bytes {
+                Some(bytes) => {
+                    inline.insert(db_key.as_str(), bytes.as_slice())?;
+                }
+                // A file replaces an inline version: its bytes go with it.
+                None => {
+                    inline.remove(db_key.as_str())?;
+                }
+            }
             pending.remove(ticket.task_id.as_str())?;
             let indexed = by_key
                 .get(db_key.as_str())?
@@ -300,10 +370,12 @@ impl Store {
         })?;
         // Committed (not yet durable): from here the record names this file, so it must stay
         // even if the sync below fails; recovery removes it if the record never reaches disk.
-        published.keep();
+        if let Some(published) = published {
+            published.keep();
+        }
         self.sync_through(seq)?;
         if let Some(old) = &replaced {
-            if old.file != name {
+            if !old.inline && old.file != name {
                 if let Err(e) = self.files().remove_object(&old.file) {
                     // Harmless: the next start-up removes unreferenced files.
                     tracing::warn!(event = "OLD.VERSION.REMOVE.FAILED", file = %old.file, error = %e);
