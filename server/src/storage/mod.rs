@@ -60,6 +60,13 @@ use usage::{Usage, UsageDelta};
 /// File name of the metadata database inside the data directory.
 pub const DB_FILE: &str = "meta.redb";
 
+/// Page cache of the database. redb's default is 1 GiB, which a peer holding many inline
+/// objects would fill: its memory would grow with the data it stores. With 16 MiB, `bench
+/// mixed` (64 KiB objects, all inline) peaks at 65 MB for client and server together, against
+/// 110 MB with 64 MiB and 160 MB with the default, at the same throughput; the operating
+/// system's page cache still serves the rest of the file.
+const DB_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// What a [`Store`] needs to open.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -166,10 +173,13 @@ impl Store {
         let files = Files::open(&config.data_dir)
             .map_err(|(path, source)| OpenError::DataDir { path, source })?;
         let db_path = config.data_dir.join(DB_FILE);
-        let db = Database::create(&db_path).map_err(|e| OpenError::Database {
-            path: db_path.clone(),
-            source: Box::new(e.into()),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(DB_CACHE_BYTES)
+            .create(&db_path)
+            .map_err(|e| OpenError::Database {
+                path: db_path.clone(),
+                source: Box::new(e.into()),
+            })?;
         let create_tables = || -> Result<(), StoreError> {
             let txn = db.begin_write()?;
             txn.open_table(meta::OBJECTS)?;
