@@ -8,30 +8,7 @@ use mictlanx_server::LocalCluster;
 use serde_json::Value;
 
 /// The original README's example, as written (with its `ACCESS_FREQUENNCY` typo).
-const README: &str = "tlaloc: v1
-available-resources:
-    pool-1:
-        - peer-1
-        - peer-2
-        - peer-3
-    pool-2:
-        - peer-1
-        - peer-2
-        - peer-3
-who: pool-1.peer-1
-what:
-    - cubeta.red_file
-where:
-    - pool-1.peer-1
-    - pool-1.peer-2
-    - pool-1.peer-3
-    - pool-2.peer-1
-    - pool-2.peer-2
-    - pool-2.peer-3
-how: ACTIVE
-when:
-    -cubeta.red_file:$ACCESS_FREQUENNCY>=60.6%
-";
+const README: &str = include_str!("../../docs/examples/readme-policy.tlaloc");
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mictlanx"))

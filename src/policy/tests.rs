@@ -6,30 +6,7 @@ use proptest::prelude::*;
 use super::*;
 
 /// The original README's example, exactly as written there.
-const README: &str = "tlaloc: v1
-available-resources:
-    pool-1:
-        - peer-1
-        - peer-2
-        - peer-3
-    pool-2:
-        - peer-1
-        - peer-2
-        - peer-3
-who: pool-1.peer-1
-what:
-    - cubeta.red_file
-where:
-    - pool-1.peer-1
-    - pool-1.peer-2
-    - pool-1.peer-3
-    - pool-2.peer-1
-    - pool-2.peer-2
-    - pool-2.peer-3
-how: ACTIVE
-when:
-    -cubeta.red_file:$ACCESS_FREQUENNCY>=60.6%
-";
+const README: &str = include_str!("../../docs/examples/readme-policy.tlaloc");
 
 const SMALL: &str = "apac: v1
 available-resources:
