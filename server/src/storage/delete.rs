@@ -113,8 +113,8 @@ impl Store {
 
     /// Moves the object file `file` of `bucket_id@key` aside (`*.corrupted`) and drops its
     /// record, if the record still points at that file (a newer version is left alone).
-    /// A file that cannot be moved (already gone) is logged, not an error. For an inline
-    /// object (`file` empty) the record and its bytes are dropped. Blocking.
+    /// A file that cannot be moved (already gone) is logged, not an error. Inline objects
+    /// have their own [`Store::drop_corrupt_inline_blocking`]. Blocking.
     pub(crate) fn quarantine_blocking(
         &self,
         bucket_id: &str,
@@ -124,24 +124,17 @@ impl Store {
         let db_key = object_key(bucket_id, key);
         let dropped = self.write(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
-            let mut inline = txn.open_table(INLINE)?;
             match get_object(&objects, &db_key)? {
-                Some(obj) if obj.file == file => {
+                Some(obj) if !obj.inline && obj.file == file => {
                     objects.remove(db_key.as_str())?;
-                    inline.remove(db_key.as_str())?;
                     delta.remove_object(obj.stored_size);
                     Ok(true)
                 }
                 _ => Ok(false),
             }
         })?;
-        // An empty name is an inline object: there is no file to move (and `objects/` itself
-        // must never be renamed).
-        let moved = if file.is_empty() {
-            Ok(std::path::PathBuf::new())
-        } else {
-            self.files().quarantine(file)
-        };
+        // An empty name is refused by `quarantine`: `objects/` itself is never renamed.
+        let moved = self.files().quarantine(file);
         tracing::error!(
             event = "CORRUPT.OBJECT",
             peer_id = %self.config().name,
@@ -151,6 +144,43 @@ impl Store {
             record_dropped = dropped,
             quarantined = moved.is_ok(),
             error = moved.as_ref().err().map(|e| e.to_string()),
+        );
+        Ok(())
+    }
+
+    /// Drops the inline object `bucket_id@key` whose bytes failed their check, if `seen` is
+    /// still its current version (a newer one, inline too, is left alone). Blocking.
+    pub(crate) fn drop_corrupt_inline_blocking(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        seen: &ObjectRecord,
+    ) -> Result<(), StoreError> {
+        let db_key = object_key(bucket_id, key);
+        let dropped = self.write(|txn, delta| {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let mut inline = txn.open_table(INLINE)?;
+            match get_object(&objects, &db_key)? {
+                Some(obj)
+                    if obj.inline
+                        && obj.sha256 == seen.sha256
+                        && obj.updated_at_ms == seen.updated_at_ms =>
+                {
+                    objects.remove(db_key.as_str())?;
+                    inline.remove(db_key.as_str())?;
+                    delta.remove_object(obj.stored_size);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        tracing::error!(
+            event = "CORRUPT.OBJECT",
+            peer_id = %self.config().name,
+            bucket_id,
+            key,
+            inline = true,
+            record_dropped = dropped,
         );
         Ok(())
     }

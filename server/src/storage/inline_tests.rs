@@ -185,3 +185,20 @@ async fn recovery_drops_an_inline_record_without_bytes_and_stray_bytes() {
     assert_eq!(inline_entries(&store), 1, "the stray entry was removed");
     assert_eq!(store.usage().objects, 1);
 }
+
+#[tokio::test]
+async fn dropping_a_corrupt_inline_version_leaves_a_newer_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_inline(dir.path()).await;
+    put_object(&store, "b", "k", b"first").await;
+    let KeyState::Committed(first) = store.key_state("b", "k").await.unwrap() else {
+        panic!("not committed");
+    };
+    update(&store, "b", "k", b"second version").await;
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.drop_corrupt_inline_blocking("b", "k", &first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_all(&store, "b", "k").await.unwrap(), b"second version");
+}

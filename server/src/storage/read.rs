@@ -245,7 +245,7 @@ impl Store {
         let intact = bytes
             .filter(|b| b.len() as u64 == record.stored_size && sha256_hex(b) == record.sha256);
         let Some(bytes) = intact else {
-            self.quarantine_blocking(bucket_id, key, &record.file)?;
+            self.drop_corrupt_inline_blocking(bucket_id, key, &record)?;
             return Err(StoreError::Corrupt {
                 bucket_id: bucket_id.to_string(),
                 key: key.to_string(),
