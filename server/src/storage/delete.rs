@@ -121,18 +121,7 @@ impl Store {
         key: &str,
         file: &str,
     ) -> Result<(), StoreError> {
-        let db_key = object_key(bucket_id, key);
-        let dropped = self.write(|txn, delta| {
-            let mut objects = txn.open_table(OBJECTS)?;
-            match get_object(&objects, &db_key)? {
-                Some(obj) if !obj.inline && obj.file == file => {
-                    objects.remove(db_key.as_str())?;
-                    delta.remove_object(obj.stored_size);
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
-        })?;
+        let dropped = self.drop_record_if(bucket_id, key, |obj| !obj.inline && obj.file == file)?;
         // An empty name is refused by `quarantine`: `objects/` itself is never renamed.
         let moved = self.files().quarantine(file);
         tracing::error!(
@@ -156,23 +145,8 @@ impl Store {
         key: &str,
         seen: &ObjectRecord,
     ) -> Result<(), StoreError> {
-        let db_key = object_key(bucket_id, key);
-        let dropped = self.write(|txn, delta| {
-            let mut objects = txn.open_table(OBJECTS)?;
-            let mut inline = txn.open_table(INLINE)?;
-            match get_object(&objects, &db_key)? {
-                Some(obj)
-                    if obj.inline
-                        && obj.sha256 == seen.sha256
-                        && obj.updated_at_ms == seen.updated_at_ms =>
-                {
-                    objects.remove(db_key.as_str())?;
-                    inline.remove(db_key.as_str())?;
-                    delta.remove_object(obj.stored_size);
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
+        let dropped = self.drop_record_if(bucket_id, key, |obj| {
+            obj.inline && obj.sha256 == seen.sha256 && obj.updated_at_ms == seen.updated_at_ms
         })?;
         tracing::error!(
             event = "CORRUPT.OBJECT",
@@ -183,6 +157,31 @@ impl Store {
             record_dropped = dropped,
         );
         Ok(())
+    }
+
+    /// Drops the committed record of `bucket_id@key` (and its inline bytes, if any) when
+    /// `still_it` says it is the version the caller found bad; returns whether it did.
+    /// Blocking.
+    fn drop_record_if(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        still_it: impl FnOnce(&ObjectRecord) -> bool,
+    ) -> Result<bool, StoreError> {
+        let db_key = object_key(bucket_id, key);
+        self.write(|txn, delta| {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let mut inline = txn.open_table(INLINE)?;
+            match get_object(&objects, &db_key)? {
+                Some(obj) if still_it(&obj) => {
+                    objects.remove(db_key.as_str())?;
+                    inline.remove(db_key.as_str())?;
+                    delta.remove_object(obj.stored_size);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
     }
 
     pub(crate) fn remove_file_logged(&self, file: &str) {

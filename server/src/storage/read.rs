@@ -185,13 +185,7 @@ impl Store {
             return Err(corrupt());
         }
         let size = record.stored_size;
-        let range = match range {
-            None => None,
-            Some(spec) => Some(
-                spec.resolve(size)
-                    .ok_or(StoreError::RangeNotSatisfiable { size })?,
-            ),
-        };
+        let range = resolve_range(range, size)?;
         let mut verified = false;
         match range {
             Some(r) => {
@@ -252,13 +246,7 @@ impl Store {
             });
         };
         let size = record.stored_size;
-        let range = match range {
-            None => None,
-            Some(spec) => Some(
-                spec.resolve(size)
-                    .ok_or(StoreError::RangeNotSatisfiable { size })?,
-            ),
-        };
+        let range = resolve_range(range, size)?;
         let body = match range {
             // The range (end inclusive) lies within `size`, which is the buffer's length.
             Some(r) => match (usize::try_from(r.start), usize::try_from(r.end)) {
@@ -274,6 +262,16 @@ impl Store {
             verified: true,
         })
     }
+}
+
+/// The byte range `range` asks for in an object of `size` bytes (`None`: the whole object).
+fn resolve_range(range: Option<RangeSpec>, size: u64) -> Result<Option<ByteRange>, StoreError> {
+    range
+        .map(|spec| {
+            spec.resolve(size)
+                .ok_or(StoreError::RangeNotSatisfiable { size })
+        })
+        .transpose()
 }
 
 /// The whole of a small `file` of `size` bytes (fewer if it is shorter). Blocking.
