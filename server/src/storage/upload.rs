@@ -397,6 +397,25 @@ mod tests {
     use super::super::test_support::*;
     use super::super::KeyState;
     use super::*;
+    use futures::SinkExt;
+
+    type Feed = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+    /// Starts the upload of `task_id` whose body the test then sends piece by piece.
+    fn fed_upload(
+        store: &Store,
+        task_id: &str,
+    ) -> (
+        Feed,
+        tokio::task::JoinHandle<Result<StoredObject, StoreError>>,
+    ) {
+        let (tx, rx) = futures::channel::mpsc::channel(4);
+        let (store, task_id) = (store.clone(), task_id.to_string());
+        (
+            tx,
+            tokio::spawn(async move { store.upload(&task_id, rx).await }),
+        )
+    }
 
     #[tokio::test]
     async fn put_commit_read() {
@@ -440,12 +459,7 @@ mod tests {
         let task = store.put_metadata(p).await.unwrap().task_id().to_string();
 
         // Feed half of the new body and hold the upload open.
-        let (tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        let s2 = store.clone();
-        let t2 = task.clone();
-        let upload = tokio::spawn(async move { s2.upload(&t2, rx).await });
-        let mut tx = tx;
-        use futures::SinkExt;
+        let (mut tx, upload) = fed_upload(&store, &task);
         tx.send(Ok(Bytes::from_static(b"new by"))).await.unwrap();
         // While the upload runs, the old version is still what reads return.
         assert_eq!(read_all(&store, "b", "k").await.unwrap(), b"old bytes");
@@ -564,11 +578,7 @@ mod tests {
             .put_metadata(put(metadata("b", "k", b"0123456789")))
             .await
             .unwrap();
-        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        let s2 = store.clone();
-        let task = out.task_id().to_string();
-        let upload = tokio::spawn(async move { s2.upload(&task, rx).await });
-        use futures::SinkExt;
+        let (mut tx, upload) = fed_upload(&store, out.task_id());
         tx.send(Ok(Bytes::from_static(b"0123"))).await.unwrap();
         // Wait until the writer created its temp file, then cancel the request.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -605,7 +615,6 @@ mod tests {
             .await
             .unwrap();
         let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        use futures::SinkExt;
         tx.send(Ok(Bytes::from_static(b"0123"))).await.unwrap();
         // `tx` stays open and silent.
         let err = store.upload(out.task_id(), rx).await.unwrap_err();
@@ -644,11 +653,7 @@ mod tests {
             .put_metadata(put(metadata("b", "k", b"0123456789")))
             .await
             .unwrap();
-        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        let s2 = store.clone();
-        let task = out.task_id().to_string();
-        let first = tokio::spawn(async move { s2.upload(&task, rx).await });
-        use futures::SinkExt;
+        let (mut tx, first) = fed_upload(&store, out.task_id());
         tx.send(Ok(Bytes::from_static(b"01"))).await.unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !store.is_uploading(out.task_id()) {
@@ -679,11 +684,7 @@ mod tests {
             .put_metadata(put(metadata("b", "k", b"0123456789")))
             .await
             .unwrap();
-        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        let s2 = store.clone();
-        let task = out.task_id().to_string();
-        let up = tokio::spawn(async move { s2.upload(&task, rx).await });
-        use futures::SinkExt;
+        let (mut tx, up) = fed_upload(&store, out.task_id());
         tx.send(Ok(Bytes::from_static(b"01234"))).await.unwrap();
         // The upload must hold its task before the delete, or this tests nothing.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
