@@ -32,6 +32,8 @@ use serde_json::Value;
 /// Tags: a string → string map, ordered so that serialised metadata is stable.
 pub type Tags = BTreeMap<String, String>;
 
+pub mod metadata_header;
+
 /// The content type the original client sends for every chunk.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 

@@ -82,7 +82,21 @@ async fn full_lifecycle() {
     assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
     assert_eq!(h["x-mictlanx-sha256"], sha.as_str());
     assert_eq!(h["accept-ranges"], "bytes");
+    // The metadata comes along, as PM2 gives it (readers then need no PM2 call).
+    let sent = mictlanx::model::metadata_header::decode(h["x-mictlanx-metadata"].as_bytes())
+        .expect("the metadata header decodes");
+    assert_eq!(serde_json::to_value(&sent).unwrap(), got["metadata"]);
     assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
+    // A range answer describes a part: no metadata header.
+    let part = p
+        .http
+        .get(p.url("/api/v4/buckets/b1/ball_0"))
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert!(part.headers().get("x-mictlanx-metadata").is_none());
 
     // PM6, PM4, PM5, PM3.
     let (_, size) = p.get_json("/api/v4/buckets/b1/ball_0/size").await;

@@ -109,6 +109,11 @@ async fn lifecycle_of_the_reference_router_test() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], "1000000");
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    // The replica's metadata is passed on with the bytes, the same R4 gives.
+    let sent =
+        mictlanx::model::metadata_header::decode(resp.headers()["x-mictlanx-metadata"].as_bytes())
+            .expect("the metadata header decodes");
+    assert_eq!(sent, m.metadata);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), data.as_slice());
 
     let listing: RouterBucketMetadata = r

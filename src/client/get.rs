@@ -1,9 +1,12 @@
 //! Gets into memory (`get_bytes`, `get_chunk`) and the chunk fetch every read shares.
 //!
-//! A chunk is its metadata (R4) and its bytes (R5). The bytes must be exactly
-//! `metadata.size` long and, when the metadata's checksum is a SHA-256, hash to it; a
+//! A chunk is its metadata and its bytes: one exchange (R5) with a router that sends the
+//! metadata along (`X-Mictlanx-Metadata`, see [`crate::model::metadata_header`]), else R4
+//! and R5. The bytes must be exactly `metadata.size` long and, when the metadata's checksum is a SHA-256, hash to it; a
 //! mismatch is an [`Error::Integrity`], which is retried (the router may read another
 //! replica) and returned only when the retries are spent. Unverified bytes are never returned.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -18,7 +21,8 @@ use super::retry::{self, CallSpec};
 use super::{cancelled, digest, paths, Client, Inner};
 use crate::checksum::is_sha256_hex;
 use crate::id::{chunk_key, validate, IdKind};
-use crate::model::{GetMetadataResponse, Metadata};
+use crate::model::{metadata_header, GetMetadataResponse, Metadata};
+use crate::routers::RouterState;
 use crate::Error;
 
 /// A fetched, verified chunk.
@@ -94,10 +98,11 @@ impl Client {
         let (bucket, ball_id) = ball_ids(bucket, ball_id)?;
         let hooks = opts.hooks();
         let cancel = hooks.token();
-        let first = self
+        let chunk0 = self
             .inner
-            .first_chunk_metadata(&bucket, &ball_id, &cancel)
+            .fetch_chunk(&bucket, &chunk_key(&ball_id, 0), Some(&cancel))
             .await?;
+        let first = chunk0.metadata.clone();
         let n = num_chunks(&first)?;
         // Decided before any byte is fetched: a missing or wrong key fails fast.
         let opener = opener_for(&bucket, &ball_id, &first, n, &opts)?;
@@ -109,20 +114,26 @@ impl Client {
         let mut slots: Vec<Option<FetchedChunk>> = vec![None; usize::try_from(n).unwrap_or(0)];
         {
             let inner = &self.inner;
-            let (bucket, ball_id, first, cancel) = (&bucket, &ball_id, &first, &cancel);
-            let mut fetches = futures::stream::iter(0..n)
+            let (bucket, ball_id, cancel) = (&bucket, &ball_id, &cancel);
+            let mut fetches = futures::stream::iter(1..n)
                 .map(|i| async move {
-                    let fetched = if i == 0 {
-                        inner.fetch_data(bucket, first.clone(), Some(cancel)).await
-                    } else {
-                        inner
-                            .fetch_chunk(bucket, &chunk_key(ball_id, i), Some(cancel))
-                            .await
-                    };
-                    fetched.map(|f| (i, f))
+                    inner
+                        .fetch_chunk(bucket, &chunk_key(ball_id, i), Some(cancel))
+                        .await
+                        .map(|f| (i, f))
                 })
                 .buffer_unordered(limit);
-            let (mut done, mut bytes_done) = (0u64, 0u64);
+            let (mut done, mut bytes_done) = (1u64, chunk0.metadata.size);
+            hooks.report(Progress {
+                chunks_done: done,
+                chunks_total: n,
+                bytes_done,
+                bytes_total: 0,
+                attempt: chunk0.attempt,
+            });
+            if let Some(slot) = slots.first_mut() {
+                *slot = Some(chunk0);
+            }
             loop {
                 let next = tokio::select! {
                     biased;
@@ -290,39 +301,19 @@ impl Inner {
         Ok(meta)
     }
 
-    /// The metadata of chunk 0 of a ball.
-    pub(crate) async fn first_chunk_metadata(
-        &self,
-        bucket: &str,
-        ball_id: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Metadata, Error> {
-        Ok(self
-            .fetch_metadata(bucket, &chunk_key(ball_id, 0), Some(cancel))
-            .await?
-            .metadata)
-    }
-
-    /// R4 then R5 of one key, verified.
+    /// One key's metadata and bytes, verified, with retries.
+    ///
+    /// R5 first: our routers send the metadata with the bytes (`X-Mictlanx-Metadata`), so
+    /// that is the whole exchange. Otherwise (a MictlanX router, or metadata too large for
+    /// the header) R4 is asked on the same router while the bytes wait, and the bytes are
+    /// then read, bounded by the size R4 gave.
     pub(crate) async fn fetch_chunk(
         &self,
         bucket: &str,
         key: &str,
         cancel: Option<&CancellationToken>,
     ) -> Result<FetchedChunk, Error> {
-        let metadata = self.fetch_metadata(bucket, key, cancel).await?.metadata;
-        self.fetch_data(bucket, metadata, cancel).await
-    }
-
-    /// R5 of the key `metadata` describes, verified against it, with retries.
-    pub(crate) async fn fetch_data(
-        &self,
-        bucket: &str,
-        metadata: Metadata,
-        cancel: Option<&CancellationToken>,
-    ) -> Result<FetchedChunk, Error> {
         let started = Instant::now();
-        let key = metadata.key.as_str();
         let spec = CallSpec {
             event: "GET.CHUNK",
             bucket,
@@ -330,18 +321,8 @@ impl Inner {
             size: 0,
             cancel,
         };
-        let (data, attempt) = retry::run(self, spec, |router| {
-            let request = self
-                .http
-                .get(paths::url(&router, &paths::key_data(bucket, key)))
-                .header("Accept-Encoding", "identity");
-            let metadata = &metadata;
-            async move {
-                let resp = check(send(request).await?).await?;
-                let data = read_exact(resp, metadata.size).await?;
-                self.add_bytes_down(data.len());
-                verify_chunk(bucket, metadata, data, &router.id).await
-            }
+        let ((metadata, data), attempt) = retry::run(self, spec, |router| {
+            self.fetch_chunk_once(router, bucket, key)
         })
         .await?;
         tracing::debug!(
@@ -358,6 +339,61 @@ impl Inner {
             attempt,
         })
     }
+
+    /// One attempt of [`fetch_chunk`](Self::fetch_chunk) on one router.
+    async fn fetch_chunk_once(
+        &self,
+        router: Arc<RouterState>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Metadata, Bytes), Error> {
+        let resp = check(
+            send(
+                self.http
+                    .get(paths::url(&router, &paths::key_data(bucket, key)))
+                    .header("Accept-Encoding", "identity"),
+            )
+            .await?,
+        )
+        .await?;
+        let metadata = match metadata_sent_with(&resp, key)? {
+            Some(metadata) => metadata,
+            None => {
+                send_json::<GetMetadataResponse>(
+                    self.http
+                        .get(paths::url(&router, &paths::key_metadata(bucket, key))),
+                )
+                .await?
+                .metadata
+            }
+        };
+        let data = read_exact(resp, metadata.size).await?;
+        self.add_bytes_down(data.len());
+        let data = verify_chunk(bucket, &metadata, data, &router.id).await?;
+        Ok((metadata, data))
+    }
+}
+
+/// The metadata a data answer carries for `key` (`None`: it carries none).
+fn metadata_sent_with(resp: &reqwest::Response, key: &str) -> Result<Option<Metadata>, Error> {
+    let Some(value) = resp.headers().get(metadata_header::NAME) else {
+        return Ok(None);
+    };
+    // Integrity errors, like bytes that do not match: the next attempt may be served by
+    // another replica.
+    let metadata =
+        metadata_header::decode(value.as_bytes()).map_err(|message| Error::Integrity {
+            message: format!("the data answer of {key}: {message}"),
+        })?;
+    if metadata.key != key {
+        return Err(Error::Integrity {
+            message: format!(
+                "asked for the bytes of {key}, the answer describes {}",
+                metadata.key
+            ),
+        });
+    }
+    Ok(Some(metadata))
 }
 
 /// Checks a chunk's bytes against its metadata checksum (when that is a SHA-256).

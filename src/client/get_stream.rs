@@ -13,7 +13,6 @@ use super::put::ball_ids;
 use super::{cancelled, digest, Client};
 use crate::checksum::{is_sha256_hex, Sha256Stream};
 use crate::id::chunk_key;
-use crate::model::Metadata;
 use crate::xolo::seal::Opener;
 use crate::Error;
 
@@ -116,33 +115,29 @@ impl Client {
         futures::stream::unfold(state, step).boxed()
     }
 
-    /// The verified chunks of a ball, in order, `ahead` fetched at a time, starting from
-    /// chunk 0's known metadata.
+    /// The verified chunks of a ball, in order: chunk 0 (already fetched), then the others
+    /// `ahead` at a time.
     fn ordered_chunks(
         &self,
         bucket: String,
         ball_id: String,
-        first: Metadata,
+        chunk0: FetchedChunk,
         n: u64,
         ahead: usize,
         cancel: CancellationToken,
     ) -> BoxStream<'static, Result<FetchedChunk, Error>> {
         let client = self.clone();
-        futures::stream::iter(0..n)
+        let rest = futures::stream::iter(1..n)
             .map(move |i| {
                 let client = client.clone();
                 let bucket = bucket.clone();
                 let key = chunk_key(&ball_id, i);
-                let first = (i == 0).then(|| first.clone());
                 let cancel = cancel.clone();
-                async move {
-                    match first {
-                        Some(meta) => client.inner.fetch_data(&bucket, meta, Some(&cancel)).await,
-                        None => client.inner.fetch_chunk(&bucket, &key, Some(&cancel)).await,
-                    }
-                }
+                async move { client.inner.fetch_chunk(&bucket, &key, Some(&cancel)).await }
             })
-            .buffered(ahead)
+            .buffered(ahead);
+        futures::stream::once(async move { Ok(chunk0) })
+            .chain(rest)
             .boxed()
     }
 }
@@ -153,27 +148,30 @@ async fn step(mut st: StreamState) -> Option<(Result<Bytes, Error>, StreamState)
         match std::mem::replace(&mut st.phase, Phase::Done) {
             Phase::Done => return None,
             Phase::Start => {
-                let first = tokio::select! {
+                let key0 = chunk_key(&st.ball_id, 0);
+                let chunk0 = tokio::select! {
                     biased;
                     () = st.cancel.cancelled() => Err(cancelled()),
-                    first = st.client.inner.first_chunk_metadata(&st.bucket, &st.ball_id, &st.cancel) => first,
+                    chunk0 = st.client.inner.fetch_chunk(&st.bucket, &key0, Some(&st.cancel)) => chunk0,
                 };
-                let started = first.and_then(|first| {
-                    let n = num_chunks(&first)?;
-                    let opener = opener_for(&st.bucket, &st.ball_id, &first, n, &st.opts)?;
-                    Ok((first, n, opener))
+                let started = chunk0.and_then(|chunk0| {
+                    let n = num_chunks(&chunk0.metadata)?;
+                    let opener =
+                        opener_for(&st.bucket, &st.ball_id, &chunk0.metadata, n, &st.opts)?;
+                    Ok((chunk0, n, opener))
                 });
                 match started {
                     Err(e) => return Some((Err(e), st)),
-                    Ok((first, n, opener)) => {
-                        let expected_full = first
+                    Ok((chunk0, n, opener)) => {
+                        let expected_full = chunk0
+                            .metadata
                             .full_checksum()
                             .filter(|c| is_sha256_hex(c))
                             .map(str::to_owned);
                         let chunks = st.client.ordered_chunks(
                             st.bucket.clone(),
                             st.ball_id.clone(),
-                            first,
+                            chunk0,
                             n,
                             st.ahead,
                             st.cancel.clone(),

@@ -35,6 +35,8 @@ pub enum Fault {
     Delay(Duration),
     /// Forwards, then flips (XOR 0xFF) the middle byte of the answer's body.
     Corrupt,
+    /// Forwards, then sets the answer's header `.0` to `.1` (replacing it when present).
+    SetHeader(&'static str, &'static str),
 }
 
 /// The head of a proxied request, as rules see it.
@@ -142,6 +144,8 @@ struct Shared {
     log: Mutex<Vec<Seen>>,
     /// Requests being handled (a delayed one counts until it is answered or abandoned).
     in_flight: watch::Sender<usize>,
+    /// Answer headers removed from everything forwarded.
+    hidden: Mutex<Vec<String>>,
 }
 
 /// Counts a request in flight until dropped.
@@ -197,6 +201,7 @@ impl FaultProxy {
             rules: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             in_flight: watch::channel(0).0,
+            hidden: Mutex::new(Vec::new()),
         });
         let task_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -218,6 +223,12 @@ impl FaultProxy {
         let rule = Arc::new(rule);
         self.shared.rules.lock().unwrap().push(Arc::clone(&rule));
         rule
+    }
+
+    /// Removes the header `name` from every answer from now on, e.g. `x-mictlanx-metadata`
+    /// to make our router look like a MictlanX one.
+    pub fn hide_response_header(&self, name: &str) {
+        self.shared.hidden.lock().unwrap().push(name.to_owned());
     }
 
     /// Removes every rule: from now on the proxy is transparent.
@@ -427,14 +438,27 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
                     None => return,
                 }
             }
-            Some(Fault::Corrupt) | Some(Fault::DropMidResponse) | None => {
-                match forward(shared.upstream, &request).await {
-                    Some(r) => r,
-                    None => return,
-                }
-            }
+            Some(Fault::Corrupt)
+            | Some(Fault::DropMidResponse)
+            | Some(Fault::SetHeader(..))
+            | None => match forward(shared.upstream, &request).await {
+                Some(r) => r,
+                None => return,
+            },
         };
         let mut response = response;
+        {
+            let hidden = shared.hidden.lock().unwrap();
+            response
+                .headers
+                .retain(|(k, _)| !hidden.iter().any(|h| h.eq_ignore_ascii_case(k)));
+        }
+        if let Some(Fault::SetHeader(name, value)) = fault {
+            response
+                .headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+            response.headers.push((name.to_owned(), value.to_owned()));
+        }
         if fault == Some(Fault::Corrupt) && !response.body.is_empty() {
             let mid = response.body.len() / 2;
             response.body[mid] ^= 0xFF;

@@ -9,7 +9,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use mictlanx::model::{
-    DeletedByBallIdResponse, DeletedByKeyResponse, PeerPutChunkedResponse, DEFAULT_CONTENT_TYPE,
+    metadata_header, DeletedByBallIdResponse, DeletedByKeyResponse, PeerPutChunkedResponse,
+    DEFAULT_CONTENT_TYPE,
 };
 
 use super::state::PeerState;
@@ -165,8 +166,16 @@ pub(crate) async fn get(
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(SHA256_HEADER, sha);
-    if let Some(r) = read.range {
-        response = response.header(header::CONTENT_RANGE, r.content_range(rec.stored_size));
+    match read.range {
+        Some(r) => {
+            response = response.header(header::CONTENT_RANGE, r.content_range(rec.stored_size));
+        }
+        None => {
+            // Our routers pass it on, so that a reader needs no separate metadata call.
+            if let Some(value) = metadata_header::encode(&rec.metadata) {
+                response = response.header(metadata_header::NAME, value);
+            }
+        }
     }
     let metrics = st.metrics.clone();
     let body = read

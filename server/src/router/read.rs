@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use mictlanx::checksum::{is_sha256_hex, Sha256Stream};
-use mictlanx::model::Metadata;
+use mictlanx::model::{metadata_header, Metadata};
 use reqwest::header;
 
 use crate::error::ApiError;
@@ -67,6 +67,8 @@ pub(crate) struct ObjectRead {
     pub etag: Option<HeaderValue>,
     /// The SHA-256 the bytes were verified against, if any (whole reads).
     pub sha256: Option<String>,
+    /// The replica's `X-Mictlanx-Metadata` (whole reads by our peers), passed on as is.
+    pub metadata: Option<HeaderValue>,
     /// The bytes.
     pub body: ReadBody,
 }
@@ -152,6 +154,11 @@ async fn attempt(
         .filter(|v| is_sha256_hex(v))
         .map(str::to_ascii_lowercase);
     let content_length = resp.content_length();
+    let replica_metadata = resp
+        .headers()
+        .get(metadata_header::NAME)
+        .filter(|v| v.len() <= metadata_header::MAX_ENCODED_LEN)
+        .cloned();
 
     if range.is_some() {
         let length = content_length;
@@ -164,6 +171,7 @@ async fn attempt(
             content_range,
             etag,
             sha256: None,
+            metadata: None,
             body: ReadBody::Stream(body),
         });
     }
@@ -220,6 +228,7 @@ async fn attempt(
         content_range: None,
         etag,
         sha256,
+        metadata: replica_metadata,
         body,
     })
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use mictlanx::id::{chunk_key, validate, IdKind};
-use mictlanx::model::{tag, Metadata, SizeByKey, DEFAULT_CONTENT_TYPE};
+use mictlanx::model::{metadata_header, tag, Metadata, SizeByKey, DEFAULT_CONTENT_TYPE};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiPath, ApiQuery};
@@ -168,6 +168,9 @@ pub(crate) async fn get_object_in(
     }
     if let Some(sha) = read.sha256 {
         response = response.header(X_SHA256, sha);
+    }
+    if let Some(metadata) = read.metadata {
+        response = response.header(metadata_header::NAME, metadata);
     }
     if query.attachment() {
         let tags = metadata.as_ref().map(|m| &m.tags);
