@@ -74,7 +74,7 @@ async fn setup(peers: usize, timeout: Duration) -> Setup {
 impl Setup {
     /// Hides `X-Mictlanx-Metadata` from every answer, as a MictlanX router sends none: reads
     /// then ask R4 then R5 for each chunk, so faults on R4 apply.
-    fn as_mictlanx_router(self) -> Self {
+    fn posing_as_mictlanx_router(self) -> Self {
         self.proxy.hide_response_header(metadata_header::NAME);
         self
     }
@@ -120,7 +120,9 @@ async fn round_trip(s: &Setup, bucket: &str, ball: &str, rules: &[(Arc<Rule>, us
 
 #[tokio::test]
 async fn dropped_connections_are_retried() {
-    let s = setup(2, Duration::from_secs(10)).await.as_mictlanx_router();
+    let s = setup(2, Duration::from_secs(10))
+        .await
+        .posing_as_mictlanx_router();
     let p = &s.proxy;
     let rules = [
         // The router never sees the second chunk announcement.
@@ -162,7 +164,9 @@ async fn dropped_connections_are_retried() {
 
 #[tokio::test]
 async fn server_unavailable_answers_are_retried() {
-    let s = setup(2, Duration::from_secs(10)).await.as_mictlanx_router();
+    let s = setup(2, Duration::from_secs(10))
+        .await
+        .posing_as_mictlanx_router();
     let p = &s.proxy;
     let busy = Fault::Status(503);
     let rules = [
@@ -184,7 +188,7 @@ async fn slow_answers_wait_and_answers_past_the_timeout_are_retried() {
     // timeout: those attempts time out and are retried while the late upload still lands.
     let s = setup(2, Duration::from_millis(1500))
         .await
-        .as_mictlanx_router();
+        .posing_as_mictlanx_router();
     let p = &s.proxy;
     let short = Fault::Delay(Duration::from_millis(150));
     let long = Fault::Delay(Duration::from_millis(1800));
@@ -215,7 +219,9 @@ async fn slow_answers_wait_and_answers_past_the_timeout_are_retried() {
 
 #[tokio::test]
 async fn flipped_bytes_are_caught_and_retried() {
-    let s = setup(2, Duration::from_secs(10)).await.as_mictlanx_router();
+    let s = setup(2, Duration::from_secs(10))
+        .await
+        .posing_as_mictlanx_router();
     let p = &s.proxy;
     let rules = [
         // Garbled JSON answers to a put.
@@ -246,7 +252,9 @@ async fn flipped_bytes_are_caught_and_retried() {
 
 #[tokio::test]
 async fn every_fault_at_once_through_streams_and_files() {
-    let s = setup(3, Duration::from_secs(10)).await.as_mictlanx_router();
+    let s = setup(3, Duration::from_secs(10))
+        .await
+        .posing_as_mictlanx_router();
     let p = &s.proxy;
     for (matcher, fault) in [
         (is_put_metadata as fn(&str, &str) -> bool, Fault::Drop),
