@@ -265,3 +265,37 @@ async fn router_no_healthy_peer_is_a_json_error_never_a_panic() {
     assert_eq!(stats, json!({}));
     assert_eq!(r.health().await["peers_up"], 0);
 }
+
+/// A router that never saw a key does not ask the peers it places the key on (they answer
+/// the announcement themselves). When another of them then fails, the rollback must still
+/// leave a chosen peer's existing copy alone.
+#[tokio::test]
+async fn a_failed_announcement_never_deletes_a_replica_the_router_did_not_know() {
+    let (peers, proxy, b) = proxied_pair(|_| {}).await;
+    // Router A knows only peer-1 and stores the key there; B has never seen it.
+    let a = TestRouter::start(router_config(vec![peers[1].address()])).await;
+    a.wait_peers_up(1).await;
+    let data = random_bytes(5_000);
+    let stored = a.put("rb", "keep-me", &data, 1).await;
+    assert_eq!(stored.peer_ids, vec!["peer-1"]);
+
+    // rf=2 through B: both peers are chosen; peer-0's announcement is cut.
+    proxy.set(Fault::CutRequest {
+        marker: b"keep-me".to_vec(),
+        after: 0,
+    });
+    let resp = b
+        .put_metadata_raw("rb", "keep-me", &data, 2, json!({}))
+        .await;
+    assert!(!resp.status().is_success(), "{:?}", resp.text().await);
+    assert_eq!(proxy.triggered(), 1);
+    proxy.set(Fault::None);
+    let direct = b
+        .http
+        .get(peers[1].url("/api/v4/buckets/rb/keep-me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200, "the existing replica survived");
+    assert_eq!(direct.bytes().await.unwrap().as_ref(), data.as_slice());
+}

@@ -96,3 +96,64 @@ async fn a_new_router_and_two_routers_at_once_serve_every_ball() {
     assert_eq!(resp.status(), 404);
     drop(peers);
 }
+
+/// Router B never saw the keys router A placed (its map was filled before they existed).
+/// A put through B must still find the replica wherever it is, whether or not B's own
+/// placement chose that peer: identical bytes stay one replica, other bytes are refused.
+#[tokio::test]
+async fn a_put_through_a_router_that_never_saw_the_key_finds_its_replica() {
+    let peers = vec![
+        TestPeer::start("peer-0").await,
+        TestPeer::start("peer-1").await,
+        TestPeer::start("peer-2").await,
+    ];
+    let addresses: Vec<_> = peers.iter().map(TestPeer::address).collect();
+    let a = TestRouter::start(router_config(addresses.clone())).await;
+    let b = TestRouter::start(router_config(addresses)).await;
+    a.wait_peers_up(3).await;
+    b.wait_peers_up(3).await;
+    let http = cluster::http();
+    let holders = |key: String| {
+        let http = http.clone();
+        let urls: Vec<String> = peers
+            .iter()
+            .map(|p| p.url(&format!("/api/v4/buckets/blind/metadata/{key}")))
+            .collect();
+        async move {
+            let mut n = 0;
+            for url in urls {
+                if http.get(url).send().await.unwrap().status() == 200 {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    // Six keys, so that B's placement both picks and misses the holder.
+    for i in 0..6 {
+        let key = format!("k{i}");
+        let data = random_bytes(2_000 + i);
+        let first = a.put("blind", &key, &data, 1).await;
+        let again = b.put("blind", &key, &data, 1).await;
+        assert_eq!(again.peer_ids, first.peer_ids, "{key}");
+        assert_eq!(holders(key.clone()).await, 1, "{key}");
+        assert_eq!(b.get_bytes("blind", &key).await, (200, data));
+    }
+    let data = random_bytes(3_000);
+    for i in 0..6 {
+        let key = format!("other{i}");
+        a.put("blind", &key, &data, 1).await;
+        let resp = b
+            .put_metadata_raw(
+                "blind",
+                &key,
+                &random_bytes(3_000),
+                1,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(resp.status(), 409, "{key}: {:?}", resp.text().await);
+        assert_eq!(holders(key.clone()).await, 1, "{key}");
+        assert_eq!(a.get_bytes("blind", &key).await, (200, data.clone()));
+    }
+}

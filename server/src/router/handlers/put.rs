@@ -1,6 +1,7 @@
 //! Writes: put-metadata (R1), the data upload (R2 streamed, R3 multipart) and the
 //! metadata update (R11).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -21,7 +22,7 @@ use crate::error::{ApiError, ApiJson, ApiPath};
 
 use super::super::fanout::{self, DropReason, Expect, PumpError};
 use super::super::headers::{flag, UPDATE};
-use super::super::lookup::locate;
+use super::super::lookup::{ask_all, locate};
 use super::super::peer_client::PeerError;
 use super::super::peers::PeerView;
 use super::super::placement;
@@ -70,19 +71,7 @@ pub(crate) async fn put_metadata_in(
     let update = flag(headers, UPDATE, false);
     st.require_healthy()?;
 
-    let holders_all = locate(st, &bucket, &key).await;
-    let holders: Vec<PeerView> = holders_all
-        .iter()
-        .filter_map(|id| st.peers.view(id))
-        .filter(|p| p.up)
-        .collect();
-    let new = placement::choose(
-        &st.peers.candidates(),
-        &holders_all,
-        rf.saturating_sub(holders.len()),
-        req.size,
-    )
-    .map_err(|_| ApiError::no_available_peers(&bucket, &key, holders_all.clone()))?;
+    let (holders, new) = holders_and_new(st, &bucket, &key, rf, req.size).await?;
     st.peers.reserve(&new, req.size);
     let targets: Vec<PeerView> = holders
         .into_iter()
@@ -162,8 +151,78 @@ pub(crate) async fn put_metadata_in(
     })
 }
 
-/// Undoes an announcement on the peers chosen for new replicas that accepted it. Peers that
-/// already held the key are left alone: deleting there would destroy an existing replica.
+/// The healthy peers holding the key, and the new peers chosen for the missing replicas.
+///
+/// When the replica map knows a healthy holder, that is the answer (as for reads). Otherwise
+/// the new replicas are placed first and only the *other* healthy peers are asked whether
+/// they hold the key: a chosen peer that holds it answers the announcement itself (the same
+/// bytes are accepted again, other bytes refused with 409 unless `Update`), so asking it as
+/// well would cost one more call per replica and tell nothing. A holder found among the
+/// others becomes a target again and the placement is redone around it.
+///
+/// # Errors
+///
+/// [`ApiError::no_available_peers`] (with every holder found) when too few peers can take
+/// the missing replicas.
+async fn holders_and_new(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    rf: usize,
+    size: u64,
+) -> Result<(Vec<PeerView>, Vec<String>), ApiError> {
+    let known = st.replicas.get(bucket, key);
+    let knows_a_healthy_holder = known
+        .iter()
+        .any(|id| st.peers.view(id).is_some_and(|p| p.up));
+    let all = if knows_a_healthy_holder {
+        known
+    } else {
+        match placement::choose(&st.peers.candidates(), &known, rf, size) {
+            Ok(tentative) => {
+                let mut exclude: HashSet<String> = known.iter().cloned().collect();
+                exclude.extend(tentative.iter().cloned());
+                let found = ask_all(st, bucket, key, &exclude).await;
+                if found.is_empty() {
+                    let holders = healthy(st, &known);
+                    return Ok((holders, tentative));
+                }
+                known
+                    .into_iter()
+                    .chain(found.into_iter().map(|p| p.id))
+                    .collect()
+            }
+            // Too few peers for a fresh placement: find every holder, for the error and for
+            // the client's check of an identical re-put.
+            Err(_) => locate(st, bucket, key).await,
+        }
+    };
+    let holders = healthy(st, &all);
+    let new = placement::choose(
+        &st.peers.candidates(),
+        &all,
+        rf.saturating_sub(holders.len()),
+        size,
+    )
+    .map_err(|_| ApiError::no_available_peers(bucket, key, all.clone()))?;
+    Ok((holders, new))
+}
+
+/// The views of the peers in `ids` that are up.
+fn healthy(st: &RouterState, ids: &[String]) -> Vec<PeerView> {
+    ids.iter()
+        .filter_map(|id| st.peers.view(id))
+        .filter(|p| p.up)
+        .collect()
+}
+
+/// Undoes an announcement on the peers chosen for new replicas that accepted it.
+///
+/// Peers that already held the key are left alone: deleting there would destroy an existing
+/// replica. A chosen peer was not asked beforehand (see [`holders_and_new`]), so each one is
+/// asked now, on this rare path: one that reports the key committed held it before (the
+/// announcement only added a pending upload, which its sweeper expires). A MictlanX peer
+/// does not say whether a key is pending, so its announcement is left to expire as well.
 async fn rollback(
     st: &RouterState,
     bucket: &str,
@@ -171,13 +230,27 @@ async fn rollback(
     accepted: &[(PeerView, String)],
     new: &[String],
 ) {
-    let undo = accepted.iter().filter(|(p, _)| new.contains(&p.id));
-    let results = futures::future::join_all(
-        undo.clone()
-            .map(|(p, _)| st.client.delete(p, bucket, key, true)),
+    let chosen: Vec<&PeerView> = accepted
+        .iter()
+        .filter(|(p, _)| new.contains(&p.id))
+        .map(|(p, _)| p)
+        .collect();
+    let states = futures::future::join_all(
+        chosen
+            .iter()
+            .map(|p| st.client.get_metadata(p, bucket, key)),
     )
     .await;
-    for ((peer, _), result) in undo.zip(results) {
+    let undo: Vec<&PeerView> = chosen
+        .into_iter()
+        .zip(states)
+        .filter(|(_, state)| !matches!(state, Ok(Some((_, false)))))
+        .map(|(p, _)| p)
+        .collect();
+    let results =
+        futures::future::join_all(undo.iter().map(|p| st.client.delete(p, bucket, key, true)))
+            .await;
+    for (peer, result) in undo.into_iter().zip(results) {
         match result {
             Ok(_) => {
                 tracing::info!(event = "PUT.METADATA.ROLLBACK", bucket_id = bucket, key, peer = %peer.id)
