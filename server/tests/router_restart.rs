@@ -102,7 +102,7 @@ async fn a_new_router_and_two_routers_at_once_serve_every_ball() {
 /// placement chose that peer: identical bytes stay one replica, other bytes are refused.
 #[tokio::test]
 async fn a_put_through_a_router_that_never_saw_the_key_finds_its_replica() {
-    let peers = vec![
+    let peers = [
         TestPeer::start("peer-0").await,
         TestPeer::start("peer-1").await,
         TestPeer::start("peer-2").await,
