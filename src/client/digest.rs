@@ -7,7 +7,7 @@ use crate::Error;
 
 /// Inputs up to this size are hashed in place: handing them to the blocking pool costs more
 /// than hashing them (about 50 µs).
-const INLINE_LIMIT: usize = 64 * 1024;
+pub(crate) const INLINE_LIMIT: usize = 64 * 1024;
 
 fn join_error(e: tokio::task::JoinError) -> Error {
     Error::Io(std::io::Error::other(format!("hashing task failed: {e}")))

@@ -24,7 +24,7 @@ use super::retry::{self, CallSpec};
 use super::source::{spool, ChunkSource};
 use super::tags::{chunk_tags, now_ms, ChunkFacts};
 use super::{cancelled, digest, paths, Client, Inner};
-use crate::checksum::{digest_file, BallDigest, BallHasher};
+use crate::checksum::{digest_bytes, digest_file, BallDigest};
 use crate::chunking::{ChunkPlan, ChunkRange};
 use crate::id::{chunk_key, validate, IdKind};
 use crate::model::{
@@ -145,14 +145,17 @@ impl Client {
             return self.put_sealed(bucket, ball_id, source, len, opts).await;
         }
         let plan = ChunkPlan::in_memory(len_u64(data.len()), chunk_size)?;
-        let hashed = data.clone();
-        let ball_digest = tokio::task::spawn_blocking(move || {
-            let mut hasher = BallHasher::new(plan);
-            hasher.update(&hashed);
-            hasher.finish()
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("hashing task failed: {e}"))))??;
+        let ball_digest = if data.len() <= digest::INLINE_LIMIT {
+            // Cheaper than a trip to the blocking pool.
+            digest_bytes(plan, &data)?
+        } else {
+            let hashed = data.clone();
+            tokio::task::spawn_blocking(move || digest_bytes(plan, &hashed))
+                .await
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!("hashing task failed: {e}")))
+                })??
+        };
         let ball = BallPlan::hashed(
             bucket,
             ball_id,
