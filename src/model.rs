@@ -536,6 +536,11 @@ pub struct UfsResponse {
     pub used_disk: u64,
     /// `used / total`.
     pub disk_uf: f64,
+    /// Our extension: the peer hashes every upload whose declared checksum is a SHA-256 and
+    /// refuses one that does not match, so a router may leave that check to it. MictlanX
+    /// peers do not send it (`false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verifies_uploads: bool,
 }
 
 /// PS3 response: `GET /api/v4/balls/len`.

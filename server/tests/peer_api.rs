@@ -128,6 +128,8 @@ async fn full_lifecycle() {
     let (_, ufs) = p.get_json("/api/v4/stats/ufs").await;
     assert_eq!(ufs["used_disk"], 100_012);
     assert_eq!(ufs["total_disk"], 10_000_000_000u64);
+    // Routers leave the SHA-256 check of uploads to a peer that says it makes it.
+    assert_eq!(ufs["verifies_uploads"], true);
     let (_, stats) = p.get_json("/api/v4/stats?start=0&end=1").await;
     let fields: Vec<&String> = stats.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -569,7 +571,7 @@ async fn refused_uploads_leave_nothing_and_can_be_retried() {
     let (status, body) = p.upload_chunked(&task, wrong).await;
     assert_eq!(status, 400);
     assert!(
-        detail(&body).starts_with("checksum mismatch: declared "),
+        detail(&body).starts_with("Checksum mismatch: declared "),
         "{body}"
     );
 

@@ -85,6 +85,8 @@ pub(crate) async fn ufs(State(st): State<PeerState>) -> ApiJson<UfsResponse> {
         total_disk: u.capacity,
         used_disk: u.used(),
         disk_uf: u.utilisation(),
+        // `storage::upload` checks every declared SHA-256 before it commits.
+        verifies_uploads: true,
     })
 }
 

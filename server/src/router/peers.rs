@@ -34,6 +34,8 @@ struct PeerEntry {
     in_flight: Arc<AtomicUsize>,
     /// The replica map has not been filled from this peer's listing since it came up.
     needs_sync: bool,
+    /// Its last probe said it checks the SHA-256 of uploads itself.
+    verifies_uploads: bool,
 }
 
 /// A copy of what the registry knows about one peer.
@@ -45,6 +47,8 @@ pub(crate) struct PeerView {
     pub base_url: String,
     /// Whether the last probe succeeded.
     pub up: bool,
+    /// Whether its last probe said it checks the SHA-256 of uploads itself.
+    pub verifies_uploads: bool,
     /// Reads in flight from this peer.
     pub in_flight: usize,
 }
@@ -161,6 +165,8 @@ impl PeerRegistry {
                         reserved: 0,
                         in_flight: Arc::default(),
                         needs_sync: false,
+                        // Until a probe says otherwise, the router checks uploads itself.
+                        verifies_uploads: false,
                     },
                 );
             }
@@ -177,6 +183,7 @@ impl PeerRegistry {
             id: id.to_string(),
             base_url: e.base_url.clone(),
             up: e.health == Health::Up,
+            verifies_uploads: e.verifies_uploads,
             in_flight: e.in_flight.load(Ordering::Relaxed),
         }
     }
@@ -219,6 +226,7 @@ impl PeerRegistry {
         };
         e.total_disk = ufs.total_disk;
         e.used_disk = ufs.used_disk;
+        e.verifies_uploads = ufs.verifies_uploads;
         if e.health == Health::Up {
             return Transition::Same;
         }
@@ -356,6 +364,7 @@ mod tests {
             total_disk: total,
             used_disk: used,
             disk_uf: 0.0,
+            verifies_uploads: false,
         }
     }
 

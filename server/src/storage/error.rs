@@ -88,7 +88,7 @@ pub enum StoreError {
         received: u64,
     },
     /// The bytes' SHA-256 is not the declared checksum.
-    #[error("checksum mismatch: declared {declared}, computed {computed}")]
+    #[error("Checksum mismatch: declared {declared}, computed {computed}")]
     ChecksumMismatch {
         /// The declared checksum, as sent.
         declared: String,

@@ -544,7 +544,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::ChecksumMismatch { .. }));
         assert!(
-            err.to_string().starts_with("checksum mismatch: declared "),
+            err.to_string().starts_with("Checksum mismatch: declared "),
             "{err}"
         );
         assert_refused_and_retryable(&store, dir.path(), out.task_id()).await;

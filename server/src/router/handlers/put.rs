@@ -351,10 +351,7 @@ where
         )));
     }
 
-    let expect = Expect {
-        size: Some(task.size),
-        sha256: is_sha256_hex(&task.checksum).then(|| task.checksum.to_ascii_lowercase()),
-    };
+    let expect = upload_expectation(&task, targets.iter().map(|(p, _)| p));
     let pump_done = CancellationToken::new();
     let mut sinks = Vec::with_capacity(targets.len());
     let mut consumers = Vec::with_capacity(targets.len());
@@ -565,4 +562,63 @@ pub(crate) async fn update_metadata(
     }
     tracing::info!(event = "UPDATE.METADATA", bucket_id = %bucket, key = %key, peers = ?updated, response_time = started.elapsed().as_secs_f64());
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the router checks of an upload's bytes on their way: always the size; the declared
+/// SHA-256 only when some replica would not check it. Our peers hash what they receive
+/// (transit included) and refuse a mismatch, so hashing here too would be one more pass
+/// over every byte for nothing; a MictlanX peer is not known to, so the router does.
+fn upload_expectation<'a>(
+    task: &UploadTask,
+    targets: impl Iterator<Item = &'a PeerView>,
+) -> Expect {
+    let mut targets = targets;
+    let every_target_verifies = targets.all(|p| p.verifies_uploads);
+    Expect {
+        size: Some(task.size),
+        sha256: (is_sha256_hex(&task.checksum) && !every_target_verifies)
+            .then(|| task.checksum.to_ascii_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, verifies_uploads: bool) -> PeerView {
+        PeerView {
+            id: id.to_string(),
+            base_url: format!("http://{id}"),
+            up: true,
+            verifies_uploads,
+            in_flight: 0,
+        }
+    }
+
+    fn task(checksum: &str) -> UploadTask {
+        UploadTask {
+            group_id: "g".into(),
+            bucket_id: "b".into(),
+            key: "k".into(),
+            size: 3,
+            checksum: checksum.into(),
+            upload_peers: Vec::new(),
+            done_peers: Vec::new(),
+            reserved_peers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_router_hashes_uploads_unless_every_replica_does() {
+        let sha = mictlanx::checksum::sha256_hex(b"abc");
+        let ours = [peer("a", true), peer("b", true)];
+        let mixed = [peer("a", true), peer("legacy", false)];
+        let t = task(&sha.to_uppercase());
+        assert_eq!(upload_expectation(&t, ours.iter()).sha256, None);
+        assert_eq!(upload_expectation(&t, mixed.iter()).sha256, Some(sha));
+        assert_eq!(upload_expectation(&t, mixed.iter()).size, Some(3));
+        // A label is never hashed; the size always counts.
+        let label = task("abc");
+        assert_eq!(upload_expectation(&label, mixed.iter()).sha256, None);
+    }
 }

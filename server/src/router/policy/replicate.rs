@@ -240,6 +240,7 @@ mod tests {
             id: id.to_string(),
             base_url: format!("http://{id}"),
             up: true,
+            verifies_uploads: true,
             in_flight: 0,
         }
     }
