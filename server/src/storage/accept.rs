@@ -85,7 +85,7 @@ impl Store {
         // A pending record is not worth an fsync: if a crash loses it, the upload answers
         // "task not found" and the client starts over from the metadata request. It reaches
         // the disk with the upload's own commit.
-        let (outcome, seq) = self.write_unsynced(|txn, delta| {
+        let outcome = self.write_unsynced(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
@@ -112,6 +112,7 @@ impl Store {
                 }
             }
             let task_id = task_id
+                .clone()
                 .filter(|t| t != NO_UPLOAD_TASK_ID)
                 .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
             if let Some(other) = get_pending(&pending, &task_id)? {
@@ -151,7 +152,7 @@ impl Store {
         })?;
         if matches!(outcome, PutOutcome::UpdatedInPlace) {
             // Changed metadata of a committed object: acknowledged as stored, so durable.
-            self.sync_through(seq)?;
+            self.sync()?;
         }
         Ok(outcome)
     }

@@ -166,7 +166,7 @@ impl Store {
         &self,
         bucket_id: &str,
         key: &str,
-        still_it: impl FnOnce(&ObjectRecord) -> bool,
+        still_it: impl Fn(&ObjectRecord) -> bool,
     ) -> Result<bool, StoreError> {
         let db_key = object_key(bucket_id, key);
         self.write(|txn, delta| {

@@ -8,7 +8,7 @@
 //! An upload streams into `tmp/` while its SHA-256 is computed; the file is fsynced, renamed
 //! into `objects/` under a fresh name, the directory is fsynced, and only then is the metadata
 //! committed, in one transaction that also removes the pending record; concurrent uploads
-//! share the database's fsync (`group_sync`). A crash at any point
+//! share one database transaction and its fsync (`batch`). A crash at any point
 //! leaves the old state or the new one: at open, `recovery` deletes `tmp/`, deletes object
 //! files no record references, and drops records whose file is missing or has the wrong
 //! length.
@@ -21,11 +21,11 @@
 //! happens there.
 
 mod accept;
+mod batch;
 mod delete;
 mod disable;
 mod error;
 mod files;
-mod group_sync;
 #[cfg(test)]
 mod inline_tests;
 mod meta;
@@ -39,10 +39,10 @@ mod usage;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, WriteTransaction};
 
 pub use accept::{NewPut, PutOutcome};
 pub use error::{OpenError, StoreError};
@@ -53,8 +53,8 @@ pub use read::{ObjectRead, ObjectStream};
 pub use upload::StoredObject;
 pub use usage::UsageSnapshot;
 
+use batch::WriteBatcher;
 use files::Files;
-use group_sync::GroupSync;
 use usage::{Usage, UsageDelta};
 
 /// File name of the metadata database inside the data directory.
@@ -132,11 +132,8 @@ struct Inner {
     files: Files,
     db: Database,
     usage: Usage,
-    /// Serialises write transactions together with the counter update that follows each
-    /// commit (redb serialises writers too; this also covers the counters).
-    write_lock: Mutex<()>,
-    /// Group commit: writers share the fsync of the database.
-    sync: GroupSync,
+    /// Group commit: concurrent writers share one transaction and its fsync (`batch`).
+    batcher: WriteBatcher,
     /// Task ids whose bytes are being uploaded right now.
     active: Arc<Mutex<HashSet<String>>>,
 }
@@ -203,8 +200,7 @@ impl Store {
                 files,
                 db,
                 usage: Usage::default(),
-                write_lock: Mutex::new(()),
-                sync: GroupSync::default(),
+                batcher: WriteBatcher::default(),
                 active: Arc::default(),
             }),
         };
@@ -262,41 +258,31 @@ impl Store {
             .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
-    /// Runs `f` in one write transaction, commits it durably, then applies the usage change
-    /// `f` recorded. Blocking. Nothing is committed (and no counter moves) when `f` fails.
+    /// Runs `f` in a write transaction (shared with concurrent writers, see `batch`) and
+    /// returns once it is committed durably, with the usage change `f` recorded applied.
+    /// Blocking. `f` may run more than once and must change nothing but the transaction
+    /// and its delta; nothing of a failed `f` is committed (and no counter moves).
     fn write<T>(
         &self,
-        f: impl FnOnce(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
+        f: impl FnMut(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let (value, seq) = self.write_unsynced(f)?;
-        self.sync_through(seq)?;
-        Ok(value)
+        let inner = &self.inner;
+        inner.batcher.write(&inner.db, &inner.usage, true, f)
     }
 
-    /// [`Store::write`] without waiting for the disk: the change is visible at once and
-    /// reaches the disk with the next group-commit round (see `group_sync`). Returns the
-    /// commit's number for [`Store::sync_through`].
+    /// [`Store::write`] without waiting for the disk: the change is visible when this
+    /// returns and reaches the disk with the next durable commit, whoever makes it.
     fn write_unsynced<T>(
         &self,
-        f: impl FnOnce(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
-    ) -> Result<(T, u64), StoreError> {
-        let _guard = self.write_guard();
-        let mut txn = self.inner.db.begin_write()?;
-        txn.set_durability(Durability::None);
-        let mut delta = UsageDelta::default();
-        let value = f(&txn, &mut delta)?;
-        txn.commit()?;
-        self.inner.usage.apply(&delta);
-        Ok((value, self.inner.sync.note_commit()))
+        f: impl FnMut(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let inner = &self.inner;
+        inner.batcher.write(&inner.db, &inner.usage, false, f)
     }
 
-    /// Serialises write transactions with the counter updates that follow them.
-    fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        // The guard protects no data of its own, so a poisoned lock is still usable.
-        self.inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Makes every change committed so far durable (one durable commit of nothing).
+    fn sync(&self) -> Result<(), StoreError> {
+        self.write(|_, _| Ok(()))
     }
 }
 

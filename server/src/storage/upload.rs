@@ -4,7 +4,7 @@
 //! bounded channel, so at most [`WRITE_QUEUE_DEPTH`] pieces are in memory. The writer owns the
 //! temporary file from creation to commit: it hashes and writes each piece, fsyncs, checks
 //! size and checksum, publishes the file and commits the metadata (sharing the database's
-//! fsync with concurrent uploads, see `group_sync`). When the request fails or
+//! fsync with concurrent uploads, see `batch`). When the request fails or
 //! is cancelled the channel closes without an end marker and the writer deletes the file, so
 //! a refused or cut-short upload leaves nothing behind and keeps its pending record.
 
@@ -310,7 +310,7 @@ impl Store {
         let db_key = object_key(&started.metadata.bucket_id, &started.metadata.key);
         let now_ms = epoch_ms(SystemTime::now());
         // If this fails, `published` is dropped and the new file deleted: nothing references it.
-        let ((meta, replaced), seq) = self.write_unsynced(|txn, delta| {
+        let (meta, replaced) = self.write(|txn, delta| {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
@@ -368,12 +368,10 @@ impl Store {
             }
             Ok((meta, old))
         })?;
-        // Committed (not yet durable): from here the record names this file, so it must stay
-        // even if the sync below fails; recovery removes it if the record never reaches disk.
+        // Committed: from here the record names this file, so it must stay.
         if let Some(published) = published {
             published.keep();
         }
-        self.sync_through(seq)?;
         if let Some(old) = &replaced {
             if !old.inline && old.file != name {
                 if let Err(e) = self.files().remove_object(&old.file) {

@@ -61,8 +61,8 @@ impl Usage {
         }
     }
 
-    /// Applies a delta. Only called with the store's write lock held, so a load followed by a
-    /// store cannot race another writer.
+    /// Applies a delta. Only called with the write batcher's lock held (see `batch`), so a
+    /// load followed by a store cannot race another writer.
     pub(crate) fn apply(&self, d: &UsageDelta) {
         let upd = |a: &AtomicU64, add: u64, sub: u64| {
             let v = a
@@ -126,6 +126,33 @@ impl UsageDelta {
     /// a pending upload in the same transaction).
     pub(crate) fn reserved_released(&self) -> u64 {
         self.reserved_sub
+    }
+
+    /// Adds `other`'s changes to this one.
+    pub(crate) fn merge(&mut self, other: &UsageDelta) {
+        let sum = |a: u64, b: u64| a.saturating_add(b);
+        self.committed_add = sum(self.committed_add, other.committed_add);
+        self.committed_sub = sum(self.committed_sub, other.committed_sub);
+        self.reserved_add = sum(self.reserved_add, other.reserved_add);
+        self.reserved_sub = sum(self.reserved_sub, other.reserved_sub);
+        self.objects_add = sum(self.objects_add, other.objects_add);
+        self.objects_sub = sum(self.objects_sub, other.objects_sub);
+        self.pending_add = sum(self.pending_add, other.pending_add);
+        self.pending_sub = sum(self.pending_sub, other.pending_sub);
+    }
+
+    /// The change that undoes this one (for a transaction applied early, then dropped).
+    pub(crate) fn inverse(&self) -> UsageDelta {
+        UsageDelta {
+            committed_add: self.committed_sub,
+            committed_sub: self.committed_add,
+            reserved_add: self.reserved_sub,
+            reserved_sub: self.reserved_add,
+            objects_add: self.objects_sub,
+            objects_sub: self.objects_add,
+            pending_add: self.pending_sub,
+            pending_sub: self.pending_add,
+        }
     }
 }
 
