@@ -403,3 +403,26 @@ async fn the_same_ball_reads_alike_with_and_without_the_metadata_header() {
     assert!(ours.data == bytes && theirs.data == bytes);
     assert_eq!(ours.chunks, theirs.chunks);
 }
+
+#[tokio::test]
+async fn metadata_too_large_for_the_header_is_asked_for() {
+    let s = setup(1, Duration::from_secs(10)).await;
+    let bytes = data(BALL_LEN, 5);
+    // Tags over the header's 16 KiB: the peer leaves the header out.
+    let note = "ñ".repeat(metadata_header::MAX_ENCODED_LEN / 4);
+    s.client
+        .put_bytes(
+            "tagged",
+            "ball",
+            bytes.clone(),
+            opts().with_tag("note", &note),
+        )
+        .await
+        .unwrap();
+    let got = s.client.get_bytes("tagged", "ball").await.unwrap();
+    assert!(got.data == bytes);
+    assert!(got.chunks.iter().all(|c| c.tags.get("note") == Some(&note)));
+    // Each chunk: R5 (no header), then R4 on the same router.
+    assert_eq!(s.proxy.count(is_get_data), 6);
+    assert_eq!(s.proxy.count(is_get_metadata), 6);
+}
