@@ -299,3 +299,42 @@ async fn a_failed_announcement_never_deletes_a_replica_the_router_did_not_know()
     assert_eq!(direct.status(), 200, "the existing replica survived");
     assert_eq!(direct.bytes().await.unwrap().as_ref(), data.as_slice());
 }
+
+/// A "peer" that answers everything with a redirect must not lead the router (and the
+/// cluster token it sends) anywhere: the router never follows, and the peer stays down.
+#[tokio::test]
+async fn the_router_never_follows_a_peer_redirect() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    async fn serve(app: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let trap = serve(axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { "{}" }
+    }))
+    .await;
+    let redirector = serve(
+        axum::Router::new().fallback(move |uri: axum::http::Uri| async move {
+            axum::response::Redirect::temporary(&format!("http://{trap}{uri}"))
+        }),
+    )
+    .await;
+    let r = TestRouter::start(router_config(vec![address("peer-0", redirector)])).await;
+    // Several probe rounds (100 ms apart), and a put that needs the peer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.health().await["peers_up"], 0);
+    let resp = r.put_metadata_raw("rd", "k", b"data", 1, json!({})).await;
+    assert!(!resp.status().is_success());
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the router followed a redirect"
+    );
+}

@@ -188,6 +188,9 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(60))
             // Peers are addressed directly; a proxy from the environment would be wrong.
             .no_proxy()
+            // Peers never redirect. Not following keeps a peer from sending the router (and
+            // its cluster token) elsewhere, and spares the redirect layer on every call.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
