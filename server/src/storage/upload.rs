@@ -674,6 +674,24 @@ mod tests {
         assert!(matches!(err, StoreError::TaskNotFound(_)));
     }
 
+    /// An unknown task is refused as such, and at once, even when the body never ends.
+    #[tokio::test]
+    async fn an_unknown_task_is_refused_without_waiting_for_its_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let stalled = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.upload("nope", stalled),
+        )
+        .await
+        .expect("answered before the body's idle timeout");
+        assert!(
+            matches!(answer, Err(StoreError::TaskNotFound(_))),
+            "{answer:?}"
+        );
+    }
+
     #[tokio::test]
     async fn upload_of_a_deleted_key_is_not_committed() {
         let dir = tempfile::tempdir().unwrap();
