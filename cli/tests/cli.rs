@@ -1,47 +1,18 @@
 //! The built `mictlanx` binary against a `LocalCluster`: round trips, `--json`, exit codes,
 //! standard streams, and the clear errors for bad input.
 
+mod support;
+
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use mictlanx_server::LocalCluster;
 use serde_json::Value;
-
-fn mictlanx(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mictlanx"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("MICTLANX_URI")
-        .env_remove("MICTLANX_ROUTERS")
-        .env("MICTLANX_LOG", "error");
-    cmd
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    mictlanx(dir, args).output().unwrap()
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{json_lines, mictlanx, run, stderr, Fixture};
 
 #[test]
 fn put_get_ls_stat_rm_round_trip_with_json() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt
-        .block_on(LocalCluster::builder().peers(2).start())
-        .unwrap();
-    let uri = cluster.uri();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let f = Fixture::start(2);
+    let (uri, d) = (f.uri.clone(), f.dir());
     std::fs::create_dir_all(d.join("docs/img")).unwrap();
     std::fs::write(d.join("docs/a.txt"), b"alpha".repeat(1000)).unwrap();
     std::fs::write(d.join("docs/img/b.png"), vec![7u8; 300_000]).unwrap();
@@ -133,7 +104,6 @@ fn put_get_ls_stat_rm_round_trip_with_json() {
     let out = run(d, &["--uri", &uri, "--json", "routers"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(json_lines(&out)[0]["healthy"], true);
-    rt.block_on(cluster.shutdown());
 }
 
 #[test]
@@ -233,21 +203,14 @@ fn up_prints_a_uri_that_works_and_stops_on_sigterm() {
 
 #[test]
 fn client_events_go_to_the_log_directory_as_json_lines() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt
-        .block_on(LocalCluster::builder().peers(1).start())
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(1);
     let logs = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f.bin"), vec![1u8; 1000]).unwrap();
-    let out = mictlanx(
-        dir.path(),
-        &["--uri", &cluster.uri(), "put", "f.bin", "-b", "logs"],
-    )
-    .env("MICTLANX_LOG", "info")
-    .env("MICTLANX_LOG_PATH", logs.path())
-    .output()
-    .unwrap();
+    std::fs::write(f.dir().join("f.bin"), vec![1u8; 1000]).unwrap();
+    let out = mictlanx(f.dir(), &["--uri", &f.uri, "put", "f.bin", "-b", "logs"])
+        .env("MICTLANX_LOG", "info")
+        .env("MICTLANX_LOG_PATH", logs.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let mut puts = Vec::new();
     for entry in std::fs::read_dir(logs.path()).unwrap() {
@@ -262,20 +225,14 @@ fn client_events_go_to_the_log_directory_as_json_lines() {
     assert_eq!(puts.len(), 1, "{puts:?}");
     assert_eq!(puts[0]["bucket_id"], "logs");
     assert_eq!(puts[0]["key"], "f-bin");
-    rt.block_on(cluster.shutdown());
 }
 
 /// `keygen`, then an encrypted `put` to two recipients and `get --decrypt-with`, keys found
 /// by name in `XOLO_SECRET_PATH` or by path.
 #[test]
 fn keygen_then_encrypted_put_and_get_round_trip() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt
-        .block_on(LocalCluster::builder().peers(1).start())
-        .unwrap();
-    let uri = cluster.uri();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let f = Fixture::start(1);
+    let (uri, d) = (f.uri.clone(), f.dir());
     let keys = d.join("keys");
     let with_keys = |args: &[&str]| -> Output {
         mictlanx(d, args)

@@ -1,37 +1,12 @@
 //! `mictlanx policy ...` as built: `check` offline (FILE:LINE:COL errors, exit 2), and
 //! apply / ls / status / rm against a `LocalCluster`, in text and `--json`.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-use mictlanx_server::LocalCluster;
-use serde_json::Value;
+use support::{json, run, stderr, stdout, Fixture};
 
 /// The original README's example, as written (with its `ACCESS_FREQUENNCY` typo).
 const README: &str = include_str!("../../docs/examples/readme-policy.tlaloc");
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mictlanx"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("MICTLANX_URI")
-        .env_remove("MICTLANX_ROUTERS")
-        .env("MICTLANX_LOG", "error")
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(stdout(out).trim()).unwrap_or_else(|e| panic!("{}: {e}", stdout(out)))
-}
 
 #[test]
 fn check_reports_file_line_column_and_exits_2_when_invalid() {
@@ -98,13 +73,8 @@ fn check_reports_file_line_column_and_exits_2_when_invalid() {
 
 #[test]
 fn apply_ls_status_rm_against_a_local_cluster() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt
-        .block_on(LocalCluster::builder().peers(1).start())
-        .unwrap();
-    let uri = cluster.uri();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let f = Fixture::start(1);
+    let (uri, d) = (f.uri.clone(), f.dir());
     let small = "apac: v1 available-resources: pool-1: - peer-1 who: pool-1.peer-1
                  what: - cubeta.red_file where: - pool-1.peer-1 how: PASSIVE
                  when: - cubeta.red_file: $ACCESS_COUNT >= 1000";
@@ -143,7 +113,7 @@ fn apply_ls_status_rm_against_a_local_cluster() {
     let out = run(d, &["--uri", &uri, "--json", "policy", "status", &id]);
     assert_eq!(json(&out)["triggers"][0]["threshold"], 1000.0);
     // The declared peer was started in the cluster's process.
-    let peers = rt.block_on(cluster.provisioned_peers());
+    let peers = f.block_on(f.cluster().provisioned_peers());
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].0, "pool-1.peer-1");
 
@@ -155,5 +125,4 @@ fn apply_ls_status_rm_against_a_local_cluster() {
     assert!(stderr(&out).contains("no policy"), "{}", stderr(&out));
     let out = run(d, &["--uri", &uri, "policy", "ls"]);
     assert_eq!(stdout(&out).trim(), "no policies");
-    rt.block_on(cluster.shutdown());
 }
