@@ -311,6 +311,26 @@ async fn a_wrong_full_checksum_fails_the_stream_at_its_end() {
         .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A single sound chunk is the whole ball: its own checksum is not taken for the
+    // whole-ball one unless the two agree.
+    c.put_bytes("b", "one", b"12345".to_vec(), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(c.get_bytes("b", "one").await.is_ok());
+    {
+        let mut store = router.store.lock().unwrap();
+        let meta = store
+            .metadata
+            .get_mut(&("b".into(), "one_0".into()))
+            .unwrap();
+        meta.tags
+            .insert("full_checksum".into(), sha256_hex(b"other"));
+    }
+    assert!(matches!(
+        c.get_bytes("b", "one").await,
+        Err(Error::Integrity { .. })
+    ));
 }
 
 #[tokio::test]
