@@ -193,6 +193,15 @@ impl PeerRegistry {
         self.lock().get(id).map(|e| Self::view_of(id, e))
     }
 
+    /// The peers of `ids` that are up, in the order given (unknown ids are left out).
+    pub(crate) fn up_views(&self, ids: &[String]) -> Vec<PeerView> {
+        let map = self.lock();
+        ids.iter()
+            .filter_map(|id| map.get(id).map(|e| Self::view_of(id, e)))
+            .filter(|p| p.up)
+            .collect()
+    }
+
     /// Every peer, by id.
     pub(crate) fn all(&self) -> Vec<PeerView> {
         let mut v: Vec<PeerView> = self

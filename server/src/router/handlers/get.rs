@@ -85,12 +85,7 @@ pub(crate) async fn sizes(
 
 async fn sizes_in(st: &RouterState, bucket: &str, key: &str) -> Result<Vec<SizeByKey>, ApiError> {
     let (bucket, key) = bucket_and_key(bucket, key)?;
-    let peers: Vec<_> = locate(st, &bucket, &key)
-        .await
-        .iter()
-        .filter_map(|id| st.peers.view(id))
-        .filter(|p| p.up)
-        .collect();
+    let peers = st.peers.up_views(&locate(st, &bucket, &key).await);
     let mut out = Vec::new();
     // Peers that fail are left out; the failures are only noted.
     st.ask_each(

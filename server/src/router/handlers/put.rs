@@ -184,7 +184,7 @@ async fn holders_and_new(
                 exclude.extend(tentative.iter().cloned());
                 let found = ask_all(st, bucket, key, &exclude).await;
                 if found.is_empty() {
-                    let holders = healthy(st, &known);
+                    let holders = st.peers.up_views(&known);
                     return Ok((holders, tentative));
                 }
                 known
@@ -197,7 +197,7 @@ async fn holders_and_new(
             Err(_) => locate(st, bucket, key).await,
         }
     };
-    let holders = healthy(st, &all);
+    let holders = st.peers.up_views(&all);
     let new = placement::choose(
         &st.peers.candidates(),
         &all,
@@ -206,14 +206,6 @@ async fn holders_and_new(
     )
     .map_err(|_| ApiError::no_available_peers(bucket, key, all.clone()))?;
     Ok((holders, new))
-}
-
-/// The views of the peers in `ids` that are up.
-fn healthy(st: &RouterState, ids: &[String]) -> Vec<PeerView> {
-    ids.iter()
-        .filter_map(|id| st.peers.view(id))
-        .filter(|p| p.up)
-        .collect()
 }
 
 /// Undoes an announcement on the peers chosen for new replicas that accepted it.
@@ -532,12 +524,7 @@ pub(crate) async fn update_metadata(
             "{bucket}@{key}: the update changes the size or checksum; put the object again with Update: 1"
         )));
     }
-    let replicas: Vec<PeerView> = locate(&st, &bucket, &key)
-        .await
-        .iter()
-        .filter_map(|id| st.peers.view(id))
-        .filter(|p| p.up)
-        .collect();
+    let replicas = st.peers.up_views(&locate(&st, &bucket, &key).await);
     let peer_req = peer_request(req, &bucket, &key, ball_id);
     let group_id = new_group_id();
     let mut updated = Vec::new();

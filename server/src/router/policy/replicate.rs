@@ -142,13 +142,7 @@ pub(crate) fn missing(plan: Vec<KeyPlan>, targets: &[PeerView]) -> Vec<Copy> {
 
 /// Makes one copy, trying the holders in turn (`who` first).
 pub(crate) async fn copy(st: &RouterState, c: &Copy, who: &str) -> Result<(), String> {
-    let mut sources: Vec<PeerView> = c
-        .key
-        .holders
-        .iter()
-        .filter_map(|id| st.peers.view(id))
-        .filter(|p| p.up)
-        .collect();
+    let mut sources = st.peers.up_views(&c.key.holders);
     // Stable: `who` first, the others in the order they were found.
     sources.sort_by_key(|p| p.id != who);
     let mut last = format!("{}@{}: no healthy holder", c.key.bucket, c.key.metadata.key);
