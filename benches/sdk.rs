@@ -83,15 +83,7 @@ fn status_table(c: &mut Criterion) {
 
 fn balancers(c: &mut Criterion) {
     let mut g = c.benchmark_group("balancer_pick_3_routers");
-    for algorithm in [
-        LbAlgorithm::RoundRobin,
-        LbAlgorithm::Hash,
-        LbAlgorithm::PseudoRandom,
-        LbAlgorithm::TwoChoices,
-        LbAlgorithm::SortUf,
-        LbAlgorithm::TwoChoicesUf,
-        LbAlgorithm::LeastLatency,
-    ] {
+    for algorithm in LbAlgorithm::ALL {
         let mut lb = Balancer::new(algorithm, 3);
         g.bench_function(algorithm.as_str(), |b| {
             b.iter(|| lb.pick(black_box("bucket"), black_box("ball_17"), 4096))
