@@ -59,8 +59,16 @@ fn check(line: &Value, scenario: &str) {
 fn put_small_prints_one_json_line_with_operations() {
     let lines = bench(&["put-small", "--duration", "1s", "--json"]);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    check(&lines[0], "put-small");
-    assert!(lines[0]["p50_ms"].is_f64(), "{}", lines[0]);
+    let line = &lines[0];
+    check(line, "put-small");
+    assert!(line["p50_ms"].is_f64(), "{line}");
+    // Its baseline: the same 4 KiB exchanges with a bare loopback server, same run.
+    assert_eq!(line["baseline"], "wire", "{line}");
+    assert!(
+        line["baseline_ops_per_s"].as_f64().is_some_and(|v| v > 0.0),
+        "{line}"
+    );
+    assert!(line["ratio"].as_f64().is_some_and(|v| v > 0.0), "{line}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The baselines for the large-object scenarios, run on the same bytes in the same run:
+//! The baselines for the large-object scenarios, run on the same bytes in the same run
+//! (the small-object scenarios have theirs in `small_baseline`):
 //!
 //! - `disk`: copy the source file to a new file on the same filesystem and fsync it (write),
 //!   then read that copy back (read). The read usually comes from the page cache, as the
@@ -60,6 +61,7 @@ fn disk_blocking(source: &Path, copy: &Path) -> std::io::Result<(Baseline, Basel
     drop(output);
     let write = Baseline {
         name: "disk",
+        ops: 1,
         bytes: written,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -76,6 +78,7 @@ fn disk_blocking(source: &Path, copy: &Path) -> std::io::Result<(Baseline, Basel
     }
     let read = Baseline {
         name: "disk",
+        ops: 1,
         bytes: read,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -84,7 +87,7 @@ fn disk_blocking(source: &Path, copy: &Path) -> std::io::Result<(Baseline, Basel
 
 /// The wire baseline of a put: the source file's bytes POSTed to a server that discards them.
 pub async fn wire_put(source: &Path, timeout: Duration) -> Result<Baseline, String> {
-    let server = WireServer::start(source.to_path_buf()).await?;
+    let server = WireServer::start(file_app(source.to_path_buf())).await?;
     let result = tokio::time::timeout(timeout, upload(server.addr, source)).await;
     server.stop().await;
     result.map_err(|_| "wire baseline (put) timed out".to_string())?
@@ -92,7 +95,7 @@ pub async fn wire_put(source: &Path, timeout: Duration) -> Result<Baseline, Stri
 
 /// The wire baseline of a get: the source file's bytes served by the server and discarded here.
 pub async fn wire_get(source: &Path, timeout: Duration) -> Result<Baseline, String> {
-    let server = WireServer::start(source.to_path_buf()).await?;
+    let server = WireServer::start(file_app(source.to_path_buf())).await?;
     let result = tokio::time::timeout(timeout, download(server.addr)).await;
     server.stop().await;
     result.map_err(|_| "wire baseline (get) timed out".to_string())?
@@ -139,6 +142,7 @@ async fn upload(addr: SocketAddr, source: &Path) -> Result<Baseline, String> {
     }
     Ok(Baseline {
         name: "wire",
+        ops: 1,
         bytes: received,
         seconds,
     })
@@ -169,20 +173,21 @@ async fn download(addr: SocketAddr) -> Result<Baseline, String> {
     }
     Ok(Baseline {
         name: "wire",
+        ops: 1,
         bytes: received,
         seconds,
     })
 }
 
-/// The minimal server: `POST /sink` counts and discards, `GET /source` streams the file.
-struct WireServer {
-    addr: SocketAddr,
+/// A minimal in-process HTTP server on `127.0.0.1:0`, stopped by [`WireServer::stop`].
+pub(super) struct WireServer {
+    pub(super) addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl WireServer {
-    async fn start(source: PathBuf) -> Result<Self, String> {
+    pub(super) async fn start(app: Router) -> Result<Self, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("wire baseline server: {e}"))?;
@@ -190,7 +195,6 @@ impl WireServer {
             .local_addr()
             .map_err(|e| format!("wire baseline server: {e}"))?;
         let stop = CancellationToken::new();
-        let app = app(source);
         let signal = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)
@@ -203,9 +207,9 @@ impl WireServer {
         Ok(Self { addr, stop, task })
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.stop.cancel();
-        // The one connection is closed by then; bound the wait anyway.
+        // The clients' connections are closed by then; bound the wait anyway.
         if tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
             .is_err()
@@ -215,7 +219,8 @@ impl WireServer {
     }
 }
 
-fn app(source: PathBuf) -> Router {
+/// `POST /sink` counts and discards, `GET /source` streams the file.
+fn file_app(source: PathBuf) -> Router {
     Router::new()
         .route("/sink", post(sink))
         .route("/source", get(serve_source))
@@ -223,7 +228,8 @@ fn app(source: PathBuf) -> Router {
         .with_state(Arc::new(source))
 }
 
-async fn sink(body: Body) -> String {
+/// Reads the whole body and answers how many bytes it had.
+pub(super) async fn sink(body: Body) -> String {
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     while let Some(chunk) = stream.next().await {

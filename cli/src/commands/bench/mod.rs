@@ -5,13 +5,15 @@
 //! p50/p90/p99/max latency (hdrhistogram), errors, the client's retries and the process's
 //! peak RSS (client and embedded cluster share the process). The large-object scenarios also
 //! run the `disk` and `wire` baselines on the same bytes ([`baseline`]) and report the ratio to
-//! the lower one. Failed operations are counted, never fatal; every loop ends at a deadline or
+//! the lower one; the small-object ones run a `wire` baseline of the same exchanges
+//! ([`small_baseline`]). Failed operations are counted, never fatal; every loop ends at a deadline or
 //! after a fixed count, and every operation has a timeout.
 
 mod baseline;
 mod report;
 mod rss;
 mod scenarios;
+mod small_baseline;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -17,6 +17,8 @@ pub fn latency_histogram() -> Histogram<u64> {
 pub struct Baseline {
     /// `disk` or `wire`.
     pub name: &'static str,
+    /// Transfers or exchanges made (1 for a large object's).
+    pub ops: u64,
     /// Bytes moved.
     pub bytes: u64,
     /// Seconds it took.
@@ -27,6 +29,11 @@ impl Baseline {
     /// Throughput in MB/s (10^6 bytes).
     pub fn mb_per_s(&self) -> f64 {
         rate(self.bytes as f64 / 1e6, self.seconds)
+    }
+
+    /// Transfers or exchanges per second.
+    pub fn ops_per_s(&self) -> f64 {
+        rate(self.ops as f64, self.seconds)
     }
 }
 
@@ -49,7 +56,7 @@ pub struct Report {
     pub retries: u64,
     /// Peak RSS of the process during the measured part, in bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// The baselines run for this scenario (large objects only).
+    /// The baselines run for this scenario.
     pub baselines: Vec<Baseline>,
     /// The first failure's message, for stderr (not part of the line).
     pub first_error: Option<String>,
@@ -140,6 +147,10 @@ impl Report {
             ),
             ("ratio", json!(self.ratio().map(round))),
             (
+                "baseline_ops_per_s",
+                json!(lower.map(|b| round(b.ops_per_s()))),
+            ),
+            (
                 "disk_mb_per_s",
                 json!(self.baseline_mb_per_s("disk").map(round)),
             ),
@@ -195,6 +206,9 @@ impl Report {
         );
         for b in &self.baselines {
             line.push_str(&format!("  {} {:.1} MB/s", b.name, b.mb_per_s()));
+            if b.ops > 1 {
+                line.push_str(&format!(" {:.1} ops/s", b.ops_per_s()));
+            }
         }
         if let (Some(base), Some(ratio)) = (self.lower_baseline(), self.ratio()) {
             line.push_str(&format!("  ratio {ratio:.2} (vs {})", base.name));
@@ -256,11 +270,13 @@ mod tests {
         r.baselines = vec![
             Baseline {
                 name: "disk",
+                ops: 1,
                 bytes: 400_000_000,
                 seconds: 1.0,
             },
             Baseline {
                 name: "wire",
+                ops: 1,
                 bytes: 200_000_000,
                 seconds: 1.0,
             },
@@ -311,6 +327,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "baseline_ops_per_s",
                 "disk_mb_per_s",
                 "max_ms",
                 "p90_ms",
@@ -328,12 +345,20 @@ mod tests {
         assert_eq!(v["baseline_mb_per_s"], 200.0);
         assert_eq!(v["ratio"], 0.5);
         assert_eq!(v["disk_mb_per_s"], 400.0);
+        assert_eq!(v["baseline_ops_per_s"], 1.0);
     }
 
     #[test]
     fn without_baselines_or_ops_the_optional_fields_are_null() {
         let v = Report::new("mixed").to_json();
-        for field in ["p50_ms", "p99_ms", "baseline", "baseline_mb_per_s", "ratio"] {
+        for field in [
+            "p50_ms",
+            "p99_ms",
+            "baseline",
+            "baseline_mb_per_s",
+            "ratio",
+            "baseline_ops_per_s",
+        ] {
             assert!(v[field].is_null(), "{field} = {}", v[field]);
         }
         assert_eq!(v["ops_per_s"], 0.0);

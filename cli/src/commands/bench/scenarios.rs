@@ -18,6 +18,7 @@ use mictlanx::{
 use tokio::task::JoinSet;
 
 use super::report::{latency_histogram, Report};
+use super::small_baseline::{wire_small, SmallWire};
 use super::{baseline, rss, Bench, Scenario};
 use crate::generate::{generated, write_generated_file};
 
@@ -29,6 +30,8 @@ const ENQUEUE_CALLS: u64 = 100_000;
 const ENQUEUE_WARMUP: u64 = 1_000;
 /// Objects stored before `get-small` and `mixed` start reading.
 const POPULATION: usize = 256;
+/// The share of reads in `mixed`.
+const MIXED_READS: f64 = 0.7;
 /// Size of the object each large scenario moves while warming up.
 const WARMUP_OBJECT: usize = 1 << 20;
 
@@ -244,16 +247,16 @@ type Op = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Result<u64, String>> + Se
 async fn put_small(b: &Bench) -> Result<Report, String> {
     let client = b.client()?;
     let payload = Bytes::from(generated(size_usize(b.size(Scenario::PutSmall))?, 2));
-    let op = put_op(client.clone(), b.bucket.clone(), "putsmall", payload);
+    let op = put_op(
+        client.clone(),
+        b.bucket.clone(),
+        "putsmall",
+        payload.clone(),
+    );
     let mut report = Report::new(Scenario::PutSmall.name());
-    closed_loop(
-        &mut report,
-        &client,
-        b,
-        b.concurrency(Scenario::PutSmall),
-        op,
-    )
-    .await;
+    let concurrency = b.concurrency(Scenario::PutSmall);
+    closed_loop(&mut report, &client, b, concurrency, op).await;
+    small_baseline(&mut report, b, payload, 0.0, concurrency).await;
     Ok(report)
 }
 
@@ -268,6 +271,8 @@ async fn get_small(b: &Bench) -> Result<Report, String> {
     }
     let op = get_op(client.clone(), b.bucket.clone(), keys);
     closed_loop(&mut report, &client, b, concurrency, op).await;
+    let payload = Bytes::from(generated(size, 4));
+    small_baseline(&mut report, b, payload, 1.0, concurrency).await;
     Ok(report)
 }
 
@@ -282,17 +287,52 @@ async fn mixed(b: &Bench) -> Result<Report, String> {
     }
     let get = get_op(client.clone(), b.bucket.clone(), keys);
     let payload = Bytes::from(generated(size, 3));
-    let put = put_op(client.clone(), b.bucket.clone(), "mixedput", payload);
+    let put = put_op(
+        client.clone(),
+        b.bucket.clone(),
+        "mixedput",
+        payload.clone(),
+    );
     let op: Op = Arc::new(move |caller, seq| {
         // 70 % gets, 30 % puts, drawn per operation.
-        if rand::random::<f64>() < 0.7 {
+        if rand::random::<f64>() < MIXED_READS {
             get(caller, seq)
         } else {
             put(caller, seq)
         }
     });
     closed_loop(&mut report, &client, b, concurrency, op).await;
+    small_baseline(&mut report, b, payload, MIXED_READS, concurrency).await;
     Ok(report)
+}
+
+/// Adds the `wire` baseline of a small-object scenario (see `small_baseline`); one that fails
+/// is left out and said on stderr.
+async fn small_baseline(
+    report: &mut Report,
+    b: &Bench,
+    payload: Bytes,
+    reads: f64,
+    concurrency: usize,
+) {
+    let window = small_baseline_window(b.duration);
+    let shape = SmallWire {
+        payload,
+        reads,
+        concurrency,
+        warmup: warmup_for(window),
+        window,
+    };
+    match wire_small(shape).await {
+        Ok(wire) => report.baselines.push(wire),
+        Err(e) => eprintln!("mictlanx: bench {}: {e}", report.scenario),
+    }
+}
+
+/// The small baselines' window: half of `--duration`, 0.5 s to 3 s (the one exchange it
+/// times is simple and steady, and `bench all` must stay short).
+fn small_baseline_window(duration: Duration) -> Duration {
+    (duration / 2).clamp(Duration::from_millis(500), Duration::from_secs(3))
 }
 
 fn put_op(client: Client, bucket: String, prefix: &'static str, payload: Bytes) -> Op {
@@ -499,6 +539,17 @@ mod tests {
         assert_eq!(
             warmup_for(Duration::from_millis(100)),
             Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn the_small_baseline_window_is_half_the_duration_within_bounds() {
+        let window = small_baseline_window;
+        assert_eq!(window(Duration::from_secs(5)), Duration::from_millis(2500));
+        assert_eq!(window(Duration::from_secs(60)), Duration::from_secs(3));
+        assert_eq!(
+            window(Duration::from_millis(200)),
+            Duration::from_millis(500)
         );
     }
 
