@@ -8,11 +8,13 @@
 //! (its request failed, it answered early, or it stalled longer than the idle timeout) is
 //! dropped from the fan-out and the others go on.
 //!
-//! The router is the judge of the bytes: it counts them and hashes them on the way, and a
-//! replica's body only ends cleanly when the upload is complete, of the declared size, and
-//! (when a SHA-256 was declared) of the declared checksum. In every other case the channel is
-//! dropped without its end marker, the body errors, and the replica's request is aborted, so
-//! no replica can commit a short, long or corrupt object, whatever the peer itself checks.
+//! The router judges the bytes on their way: it counts them, and hashes them when the caller
+//! asks for it ([`Expect::sha256`]; the upload handler asks only when some replica would not
+//! check the SHA-256 itself). A replica's body only ends cleanly when the upload is complete,
+//! of the declared size, and (when a SHA-256 is expected) of that checksum. In every other
+//! case the channel is dropped without its end marker, the body errors, and the replica's
+//! request is aborted, so no replica can commit a short or long object, and none that
+//! does not check SHA-256 itself can commit a corrupt one.
 
 use std::fmt::Display;
 use std::io;

@@ -28,6 +28,10 @@ use reqwest::header;
 use crate::error::ApiError;
 
 use super::headers::X_SHA256;
+
+/// Whole reads up to this size are hashed on the worker thread (the trip to the blocking
+/// pool would cost more than the hash).
+const HASH_IN_PLACE: usize = 64 * 1024;
 use super::lookup::{Failures, ReplicaCursor};
 use super::peer_client::{next_piece, PeerError};
 use super::peers::{InFlight, PeerView};
@@ -285,13 +289,35 @@ where
         }
         buf.extend_from_slice(&piece);
     }
-    let hasher = check.sha256.as_ref().map(|_| {
+    let buf = buf.freeze();
+    let hasher = match check.sha256 {
+        None => None,
+        Some(_) => Some(hash_whole(&check.peer, buf.clone()).await?),
+    };
+    check.finish(buf.len() as u64, hasher)?;
+    Ok(buf)
+}
+
+/// Hashes a whole read: in place when it is small, else on the blocking pool, so that a
+/// worker thread never stalls on it (a 64 MB object is about 60 ms of SHA-256, during which
+/// every other request on that worker would wait).
+async fn hash_whole(peer: &str, buf: Bytes) -> Result<Sha256Stream, PeerError> {
+    let small = buf.len() <= HASH_IN_PLACE;
+    let hash = move || {
         let mut h = Sha256Stream::new();
         h.update(&buf);
         h
-    });
-    check.finish(buf.len() as u64, hasher)?;
-    Ok(buf.freeze())
+    };
+    if small {
+        return Ok(hash());
+    }
+    tokio::task::spawn_blocking(hash)
+        .await
+        .map_err(|e| PeerError::Decode {
+            peer: peer.to_string(),
+            what: "get",
+            reason: format!("hashing the answer failed: {e}"),
+        })
 }
 
 fn io_error(e: PeerError) -> io::Error {
@@ -423,4 +449,48 @@ pub(crate) async fn read_metadata(
         }
     }
     Err(failures.into_error(cursor.down(), not_found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mictlanx::checksum::sha256_hex;
+
+    fn check(size: usize, sha256: String) -> Check {
+        Check {
+            peer: "peer-0".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            size: size as u64,
+            sha256: Some(sha256),
+        }
+    }
+
+    fn pieces(data: &[u8]) -> impl Stream<Item = reqwest::Result<Bytes>> + Unpin {
+        let pieces: Vec<reqwest::Result<Bytes>> = data
+            .chunks(16 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(pieces)
+    }
+
+    // One worker thread: a hash on the blocking pool must still come back to it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn whole_reads_are_verified_in_place_or_on_the_blocking_pool_alike() {
+        let idle = Duration::from_secs(10);
+        for len in [1, HASH_IN_PLACE, HASH_IN_PLACE + 1, 3 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let good = check(len, sha256_hex(&data));
+            let got = read_verified(&good, &mut pieces(&data), idle)
+                .await
+                .unwrap();
+            assert_eq!(got, data, "{len} bytes");
+
+            let bad = check(len, sha256_hex(b"other bytes"));
+            let err = read_verified(&bad, &mut pieces(&data), idle)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("SHA-256"), "{len} bytes: {err}");
+        }
+    }
 }
