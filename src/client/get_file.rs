@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use super::file_writer::BackgroundWriter;
 use super::options::GetOptions;
 use super::temp_file::{temp_path, TempFileGuard};
 use super::Client;
@@ -86,20 +86,14 @@ impl Client {
         };
         let mut chunks = self.get_stream_opts(bucket, ball_id, opts);
         let guard = TempFileGuard::new(temp_path(&dir, &name));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(guard.path())
-            .await?;
+        let mut file = BackgroundWriter::create_new(guard.path()).await?;
         let mut size = 0u64;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
-            file.write_all(&chunk).await?;
             size = size.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+            file.write(chunk).await?;
         }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
+        file.sync_and_close().await?;
         tokio::fs::rename(guard.path(), &path).await?;
         guard.keep();
         sync_dir(dir).await;

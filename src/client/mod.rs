@@ -16,6 +16,7 @@ mod credentials;
 mod delete;
 mod digest;
 mod encryption;
+mod file_writer;
 mod get;
 mod get_file;
 mod get_stream;

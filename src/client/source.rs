@@ -1,18 +1,18 @@
 //! Where a put's chunks come from: memory, a file read range by range, or a stream spooled to
 //! a temporary file first (its length must be known before the first chunk is described).
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::cancelled;
 use super::digest;
 use super::encryption::SealedSource;
+use super::file_writer::BackgroundWriter;
 use super::temp_file::{temp_path, TempFileGuard};
 use crate::checksum::Sha256Stream;
 use crate::chunking::ChunkRange;
@@ -65,21 +65,30 @@ fn out_of_range(range: ChunkRange) -> Error {
     }
 }
 
+/// Reads one chunk's range of a file on the blocking pool: one trip for open, seek and read,
+/// straight into the chunk's buffer. (Through `tokio::fs` it was three trips, a zero-filled
+/// buffer and a copy of every byte out of tokio's own buffer.)
 async fn read_range(path: &Path, range: ChunkRange) -> Result<Bytes, Error> {
     let len = usize::try_from(range.len).map_err(|_| out_of_range(range))?;
-    let mut file = tokio::fs::File::open(path).await?;
-    file.seek(SeekFrom::Start(range.offset)).await?;
-    let mut buf = vec![0u8; len];
-    file.read_exact(&mut buf).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("{} shrank while it was being put", path.display()),
-            ))
-        } else {
-            Error::Io(e)
-        }
-    })?;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_range_blocking(&path, range.offset, len))
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(format!("reading task failed: {e}"))))?
+}
+
+fn read_range_blocking(path: &Path, offset: u64, len: usize) -> Result<Bytes, Error> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    // `read_to_end` fills the spare capacity without zeroing it first; `take` stops it at
+    // the range's end, so the buffer never grows.
+    let read = file.take(len as u64).read_to_end(&mut buf)?;
+    if read < len {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{} shrank while it was being put", path.display()),
+        )));
+    }
     Ok(Bytes::from(buf))
 }
 
@@ -99,11 +108,7 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let guard = TempFileGuard::new(temp_path(&std::env::temp_dir(), "put-stream"));
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(guard.path())
-        .await?;
+    let mut file = BackgroundWriter::create_new(guard.path()).await?;
     let mut hasher = Sha256Stream::new();
     let mut stream = std::pin::pin!(stream);
     loop {
@@ -114,11 +119,13 @@ where
         };
         let Some(piece) = next else { break };
         let piece = piece.map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        file.write_all(&piece).await?;
+        // The write runs while the piece is hashed.
+        file.write(piece.clone()).await?;
         hasher = digest::update(hasher, piece).await?;
     }
-    file.flush().await?;
-    drop(file);
+    // Read back by this process only, and deleted after the put: no fsync needed, but
+    // the last write must be done, and its error seen, before the file is read.
+    file.close().await?;
     let len = hasher.bytes_hashed();
     Ok(Spooled {
         guard,
@@ -150,8 +157,29 @@ mod tests {
         }
         // A range past the end of the file (it shrank) is an error, not short data.
         let beyond = ChunkPlan::file(40, 10).unwrap().chunk(3).unwrap();
-        assert!(file.read(beyond).await.is_err());
+        let err = file.read(beyond).await.unwrap_err().to_string();
+        assert!(err.contains("shrank"), "{err}");
         assert!(memory.read(beyond).await.is_err());
+        // A file that vanished is an I/O error too.
+        let gone = ChunkSource::File(dir.path().join("missing"));
+        assert!(gone.read(plan.chunk(0).unwrap()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn large_file_chunks_are_read_whole_and_exact() {
+        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ball");
+        tokio::fs::write(&path, &data).await.unwrap();
+        let plan = ChunkPlan::file(data.len() as u64, 1 << 20).unwrap();
+        let file = ChunkSource::File(path);
+        let mut joined = Vec::new();
+        for range in plan.iter() {
+            let chunk = file.read(range).await.unwrap();
+            assert_eq!(chunk.len() as u64, range.len);
+            joined.extend_from_slice(&chunk);
+        }
+        assert_eq!(joined, data);
     }
 
     #[tokio::test]
