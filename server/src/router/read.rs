@@ -18,7 +18,7 @@ use std::io;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use mictlanx::checksum::{is_sha256_hex, Sha256Stream};
@@ -31,7 +31,7 @@ use super::headers::X_SHA256;
 
 /// Whole reads up to this size are hashed on the worker thread (the trip to the blocking
 /// pool would cost more than the hash).
-const HASH_IN_PLACE: usize = 64 * 1024;
+const HASH_IN_PLACE: u64 = 64 * 1024;
 use super::lookup::{Failures, ReplicaCursor};
 use super::peer_client::{next_piece, PeerError};
 use super::peers::{InFlight, PeerView};
@@ -39,8 +39,9 @@ use super::state::RouterState;
 
 /// The body of a successful read.
 pub(crate) enum ReadBody {
-    /// Read whole and verified.
-    Full(Bytes),
+    /// Read whole and verified: the pieces as they came from the replica, not copied into
+    /// one buffer.
+    Full(Vec<Bytes>),
     /// Streaming; verified as it goes and cut on a mismatch.
     Stream(BoxStream<'static, Result<Bytes, io::Error>>),
 }
@@ -49,7 +50,7 @@ impl ReadBody {
     /// The body as a stream.
     pub(crate) fn into_stream(self) -> BoxStream<'static, Result<Bytes, io::Error>> {
         match self {
-            ReadBody::Full(b) => futures::stream::once(async move { Ok(b) }).boxed(),
+            ReadBody::Full(pieces) => futures::stream::iter(pieces.into_iter().map(Ok)).boxed(),
             ReadBody::Stream(s) => s,
         }
     }
@@ -277,38 +278,52 @@ impl Check {
     }
 }
 
-async fn read_verified<S>(check: &Check, stream: &mut S, idle: Duration) -> Result<Bytes, PeerError>
+async fn read_verified<S>(
+    check: &Check,
+    stream: &mut S,
+    idle: Duration,
+) -> Result<Vec<Bytes>, PeerError>
 where
     S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
 {
-    // The size is bounded by `verify_buffer_limit`; reserve no more than 1 MiB up front.
-    let mut buf = BytesMut::with_capacity(usize::try_from(check.size.min(1 << 20)).unwrap_or(0));
+    let mut pieces = Vec::new();
+    let mut got: u64 = 0;
     while let Some(piece) = next_piece(&check.peer, stream, idle).await? {
-        if buf.len() as u64 + piece.len() as u64 > check.size {
+        got += piece.len() as u64;
+        if got > check.size {
             return Err(check.corrupt(format!("sent more than {} bytes", check.size)));
         }
-        buf.extend_from_slice(&piece);
+        if !piece.is_empty() {
+            pieces.push(piece);
+        }
     }
-    let buf = buf.freeze();
-    let hasher = match check.sha256 {
-        None => None,
-        Some(_) => Some(hash_whole(&check.peer, buf.clone()).await?),
+    let (hasher, pieces) = match check.sha256 {
+        None => (None, pieces),
+        Some(_) => {
+            let (hasher, pieces) = hash_whole(&check.peer, pieces, got).await?;
+            (Some(hasher), pieces)
+        }
     };
-    check.finish(buf.len() as u64, hasher)?;
-    Ok(buf)
+    check.finish(got, hasher)?;
+    Ok(pieces)
 }
 
-/// Hashes a whole read: in place when it is small, else on the blocking pool, so that a
-/// worker thread never stalls on it (a 64 MB object is about 60 ms of SHA-256, during which
-/// every other request on that worker would wait).
-async fn hash_whole(peer: &str, buf: Bytes) -> Result<Sha256Stream, PeerError> {
-    let small = buf.len() <= HASH_IN_PLACE;
+/// Hashes a whole read of `len` bytes: in place when it is small, else on the blocking pool,
+/// so that a worker thread never stalls on it (a 64 MB object is about 60 ms of SHA-256,
+/// during which every other request on that worker would wait). Gives the pieces back.
+async fn hash_whole(
+    peer: &str,
+    pieces: Vec<Bytes>,
+    len: u64,
+) -> Result<(Sha256Stream, Vec<Bytes>), PeerError> {
     let hash = move || {
         let mut h = Sha256Stream::new();
-        h.update(&buf);
-        h
+        for piece in &pieces {
+            h.update(piece);
+        }
+        (h, pieces)
     };
-    if small {
+    if len <= HASH_IN_PLACE {
         return Ok(hash());
     }
     tokio::task::spawn_blocking(hash)
@@ -477,14 +492,29 @@ mod tests {
     // One worker thread: a hash on the blocking pool must still come back to it.
     #[tokio::test(flavor = "current_thread")]
     async fn whole_reads_are_verified_in_place_or_on_the_blocking_pool_alike() {
+        // A short or long answer is refused before any hash.
         let idle = Duration::from_secs(10);
-        for len in [1, HASH_IN_PLACE, HASH_IN_PLACE + 1, 3 << 20] {
+        let data = vec![1u8; 100_000];
+        let short = check(100_001, sha256_hex(&data));
+        let err = read_verified(&short, &mut pieces(&data), idle)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("sent 100000 bytes"), "{err}");
+        let long = check(99_999, sha256_hex(&data));
+        let err = read_verified(&long, &mut pieces(&data), idle)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("sent more than"), "{err}");
+
+        for len in [1, 64 * 1024, 64 * 1024 + 1, 3 << 20] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let good = check(len, sha256_hex(&data));
             let got = read_verified(&good, &mut pieces(&data), idle)
                 .await
                 .unwrap();
-            assert_eq!(got, data, "{len} bytes");
+            assert_eq!(got.concat(), data, "{len} bytes");
+            // The pieces are kept as they came (16 KiB each here), never joined.
+            assert_eq!(got.len(), len.div_ceil(16 * 1024), "{len} bytes");
 
             let bad = check(len, sha256_hex(b"other bytes"));
             let err = read_verified(&bad, &mut pieces(&data), idle)

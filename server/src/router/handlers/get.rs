@@ -182,9 +182,10 @@ pub(crate) async fn get_object_in(
         response = response.header(header::CONTENT_DISPOSITION, disposition(&name));
     }
     let body = match read.body {
-        ReadBody::Full(bytes) => {
-            st.metrics.add_bytes_out(bytes.len() as u64);
-            Body::from(bytes)
+        ReadBody::Full(pieces) => {
+            let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            st.metrics.add_bytes_out(len);
+            whole_body(pieces)
         }
         ReadBody::Stream(stream) => Body::from_stream(counted(stream, st.metrics.clone())),
     };
@@ -320,6 +321,16 @@ pub(crate) async fn merge(
     response
         .body(Body::from_stream(counted(body, st.metrics.clone())))
         .map_err(|e| ApiError::internal("building the response", e))
+}
+
+/// The body of a whole read from its pieces, without copying them into one buffer.
+fn whole_body(pieces: Vec<Bytes>) -> Body {
+    match <[Bytes; 1]>::try_from(pieces) {
+        Ok([one]) => Body::from(one),
+        Err(pieces) => Body::from_stream(futures::stream::iter(
+            pieces.into_iter().map(Ok::<_, std::io::Error>),
+        )),
+    }
 }
 
 #[cfg(test)]
