@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::blocking;
 use crate::checksum::{sha256_hex, Sha256Stream};
 use crate::Error;
 
@@ -9,18 +10,12 @@ use crate::Error;
 /// than hashing them (about 50 µs).
 pub(crate) const INLINE_LIMIT: usize = 64 * 1024;
 
-fn join_error(e: tokio::task::JoinError) -> Error {
-    Error::Io(std::io::Error::other(format!("hashing task failed: {e}")))
-}
-
 /// Lowercase hex SHA-256 of `data`.
 pub(crate) async fn sha256(data: Bytes) -> Result<String, Error> {
     if data.len() <= INLINE_LIMIT {
         return Ok(sha256_hex(&data));
     }
-    tokio::task::spawn_blocking(move || sha256_hex(&data))
-        .await
-        .map_err(join_error)
+    blocking::run("hashing", move || sha256_hex(&data)).await
 }
 
 /// Feeds `data` to a running hash.
@@ -29,12 +24,11 @@ pub(crate) async fn update(mut hasher: Sha256Stream, data: Bytes) -> Result<Sha2
         hasher.update(&data);
         return Ok(hasher);
     }
-    tokio::task::spawn_blocking(move || {
+    blocking::run("hashing", move || {
         hasher.update(&data);
         hasher
     })
     .await
-    .map_err(join_error)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::blocking;
 use super::options::GetOptions;
 use super::source::ChunkSource;
 use crate::checksum::{sha256_hex, BallDigest, BallHasher};
@@ -84,17 +85,11 @@ impl SealedSource {
             Ok(Bytes::from(sealed))
         };
         if usize::try_from(range.len).map_or(true, |n| n > INLINE_LIMIT) {
-            tokio::task::spawn_blocking(seal)
-                .await
-                .map_err(join_error)?
+            blocking::run("sealing", seal).await?
         } else {
             seal()
         }
     }
-}
-
-fn join_error(e: tokio::task::JoinError) -> Error {
-    Error::Io(std::io::Error::other(format!("sealing task failed: {e}")))
 }
 
 /// Refuses user tags in the encryption's reserved namespace: a plain ball tagged
@@ -148,9 +143,7 @@ pub(crate) async fn seal_ball(
     }
     let (sealer, digest) = {
         let plain = plain.clone();
-        tokio::task::spawn_blocking(move || hash_sealed(&plain, sealer, plan))
-            .await
-            .map_err(join_error)??
+        blocking::run("sealing", move || hash_sealed(&plain, sealer, plan)).await??
     };
     let source = ChunkSource::Sealed(Arc::new(SealedSource {
         plain,
@@ -268,7 +261,7 @@ pub(crate) async fn open(mut opener: Opener, sealed: Bytes) -> Result<(Opener, B
     if small {
         run()
     } else {
-        tokio::task::spawn_blocking(run).await.map_err(join_error)?
+        blocking::run("opening", run).await?
     }
 }
 

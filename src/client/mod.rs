@@ -11,6 +11,7 @@
 //! progress callback in its options ([`PutOptions`], [`GetOptions`]), for callers such as a
 //! task queue that report progress and cancel jobs. The client itself has no queue.
 
+mod blocking;
 mod builder;
 mod credentials;
 mod delete;

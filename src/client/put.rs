@@ -16,6 +16,7 @@ use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::blocking;
 use super::builder::{LARGE_BALL_CHUNK_SIZE, LARGE_BALL_THRESHOLD};
 use super::encryption::{check_user_tags, seal_ball};
 use super::http::{check, decode, send, send_json};
@@ -150,11 +151,7 @@ impl Client {
             digest_bytes(plan, &data)?
         } else {
             let hashed = data.clone();
-            tokio::task::spawn_blocking(move || digest_bytes(plan, &hashed))
-                .await
-                .map_err(|e| {
-                    Error::Io(std::io::Error::other(format!("hashing task failed: {e}")))
-                })??
+            blocking::run("hashing", move || digest_bytes(plan, &hashed)).await??
         };
         let ball = BallPlan::hashed(
             bucket,

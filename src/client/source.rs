@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::blocking;
 use super::cancelled;
 use super::digest;
 use super::encryption::SealedSource;
@@ -71,9 +72,10 @@ fn out_of_range(range: ChunkRange) -> Error {
 async fn read_range(path: &Path, range: ChunkRange) -> Result<Bytes, Error> {
     let len = usize::try_from(range.len).map_err(|_| out_of_range(range))?;
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || read_range_blocking(&path, range.offset, len))
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("reading task failed: {e}"))))?
+    blocking::run("reading", move || {
+        read_range_blocking(&path, range.offset, len)
+    })
+    .await?
 }
 
 fn read_range_blocking(path: &Path, offset: u64, len: usize) -> Result<Bytes, Error> {
