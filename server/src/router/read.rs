@@ -18,7 +18,7 @@ use std::io;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use mictlanx::checksum::{is_sha256_hex, Sha256Stream};
@@ -286,17 +286,16 @@ async fn read_verified<S>(
 where
     S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
 {
-    let mut pieces = Vec::new();
+    let mut pieces = Pieces::default();
     let mut got: u64 = 0;
     while let Some(piece) = next_piece(&check.peer, stream, idle).await? {
         got += piece.len() as u64;
         if got > check.size {
             return Err(check.corrupt(format!("sent more than {} bytes", check.size)));
         }
-        if !piece.is_empty() {
-            pieces.push(piece);
-        }
+        pieces.push(piece);
     }
+    let pieces = pieces.into_vec();
     let (hasher, pieces) = match check.sha256 {
         None => (None, pieces),
         Some(_) => {
@@ -306,6 +305,44 @@ where
     };
     check.finish(got, hasher)?;
     Ok(pieces)
+}
+
+/// The pieces of a whole read, kept as they came, except that pieces under
+/// [`COALESCE_BELOW`] are joined: a replica that sends its bytes a few at a time must not
+/// cost a `Bytes` handle (32 bytes) per few bytes. So a read of `n` bytes holds at most
+/// `2 n / COALESCE_BELOW + 1` handles, and only small pieces are ever copied.
+#[derive(Default)]
+struct Pieces {
+    kept: Vec<Bytes>,
+    small: BytesMut,
+}
+
+/// See [`Pieces`].
+const COALESCE_BELOW: usize = 4 * 1024;
+
+impl Pieces {
+    fn push(&mut self, piece: Bytes) {
+        if piece.len() >= COALESCE_BELOW {
+            self.flush_small();
+            self.kept.push(piece);
+            return;
+        }
+        self.small.extend_from_slice(&piece);
+        if self.small.len() >= COALESCE_BELOW {
+            self.flush_small();
+        }
+    }
+
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            self.kept.push(self.small.split().freeze());
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Bytes> {
+        self.flush_small();
+        self.kept
+    }
 }
 
 /// Hashes a whole read of `len` bytes: in place when it is small, else on the blocking pool,
@@ -487,6 +524,33 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         futures::stream::iter(pieces)
+    }
+
+    #[test]
+    fn pieces_keep_large_ones_as_they_are_and_join_small_ones() {
+        let big = Bytes::from(vec![7u8; 10_000]);
+        let mut pieces = Pieces::default();
+        // 10,000 one-byte pieces, a large one, then 3 bytes.
+        for i in 0..10_000u32 {
+            pieces.push(Bytes::from(vec![(i % 256) as u8]));
+        }
+        pieces.push(big.clone());
+        pieces.push(Bytes::from_static(b"end"));
+        let kept = pieces.into_vec();
+        // 10,000 bytes in 4 KiB runs (3 handles), the large piece, the tail.
+        assert_eq!(
+            kept.len(),
+            5,
+            "{:?}",
+            kept.iter().map(Bytes::len).collect::<Vec<_>>()
+        );
+        // The large piece was not copied.
+        assert_eq!(kept[3].as_ptr(), big.as_ptr());
+        let mut expected: Vec<u8> = (0..10_000u32).map(|i| (i % 256) as u8).collect();
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(b"end");
+        assert_eq!(kept.concat(), expected);
+        assert!(Pieces::default().into_vec().is_empty());
     }
 
     // One worker thread: a hash on the blocking pool must still come back to it.
