@@ -2,16 +2,21 @@
 //!
 //! `tokio::fs::File` copies every write into a buffer of its own before handing it to the
 //! blocking pool; for a ball written chunk by chunk that is a second copy of every byte. The
-//! writer here hands the chunk itself (a reference-counted `Bytes`) to the pool instead, and
-//! returns as soon as the previous write is done, so the write of one chunk still overlaps
-//! with fetching the next.
+//! writer here hands a large piece itself (a reference-counted `Bytes`) to the pool instead,
+//! and returns as soon as the previous write is done, so the write of one chunk still
+//! overlaps with fetching the next. Small pieces (a stream being spooled may come in tiny
+//! ones) are gathered first, so that each trip to the pool writes at least [`GATHER`] bytes.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
+
+/// Pieces at least this large are written as they are; smaller ones are gathered into
+/// writes of this size.
+const GATHER: usize = 64 * 1024;
 
 /// A file being written in the background (see the module docs).
 #[derive(Debug)]
@@ -20,6 +25,8 @@ pub(crate) struct BackgroundWriter {
     idle: Option<File>,
     /// The running write, which gives the file back.
     busy: Option<JoinHandle<io::Result<File>>>,
+    /// Small pieces not written yet.
+    gathered: BytesMut,
 }
 
 impl BackgroundWriter {
@@ -36,41 +43,67 @@ impl BackgroundWriter {
         Ok(Self {
             idle: Some(file),
             busy: None,
+            gathered: BytesMut::new(),
         })
     }
 
-    /// Waits for the previous write, then starts writing `data` and returns.
+    /// Queues `data`: a large piece starts writing (once the previous write is done) and the
+    /// call returns; a small one is gathered with the next ones.
     ///
     /// # Errors
     ///
     /// The previous write's error: once a write failed, the file is gone from the writer and
     /// every later call fails too.
     pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
+        if data.len() >= GATHER {
+            self.write_gathered().await?;
+            return self.start_write(data).await;
+        }
+        self.gathered.extend_from_slice(&data);
+        if self.gathered.len() >= GATHER {
+            self.write_gathered().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what was gathered, waits for the last write, then fsyncs the file and closes it.
+    ///
+    /// # Errors
+    ///
+    /// The error of a write, or the fsync's.
+    pub async fn sync_and_close(mut self) -> io::Result<()> {
+        self.write_gathered().await?;
+        let file = self.take_file().await?;
+        blocking(move || file.sync_all()).await
+    }
+
+    /// Writes what was gathered, waits for the last write and closes the file, without an
+    /// fsync.
+    ///
+    /// # Errors
+    ///
+    /// The error of a write.
+    pub async fn close(mut self) -> io::Result<()> {
+        self.write_gathered().await?;
+        self.take_file().await.map(drop)
+    }
+
+    async fn write_gathered(&mut self) -> io::Result<()> {
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        let data = self.gathered.split().freeze();
+        self.start_write(data).await
+    }
+
+    /// Waits for the previous write, then starts writing `data`.
+    async fn start_write(&mut self, data: Bytes) -> io::Result<()> {
         let mut file = self.take_file().await?;
         self.busy = Some(tokio::task::spawn_blocking(move || {
             file.write_all(&data)?;
             Ok(file)
         }));
         Ok(())
-    }
-
-    /// Waits for the last write, then fsyncs the file and closes it.
-    ///
-    /// # Errors
-    ///
-    /// The last write's error, or the fsync's.
-    pub async fn sync_and_close(mut self) -> io::Result<()> {
-        let file = self.take_file().await?;
-        blocking(move || file.sync_all()).await
-    }
-
-    /// Waits for the last write and closes the file, without an fsync.
-    ///
-    /// # Errors
-    ///
-    /// The last write's error.
-    pub async fn close(mut self) -> io::Result<()> {
-        self.take_file().await.map(drop)
     }
 
     async fn take_file(&mut self) -> io::Result<File> {
@@ -103,14 +136,31 @@ mod tests {
         let path = dir.path().join("out");
         let mut writer = BackgroundWriter::create_new(&path).await.unwrap();
         let mut expected = Vec::new();
+        // Small and large pieces mixed (1,000 to 151,461 bytes), then many tiny ones.
         for i in 0..20u8 {
             let piece = Bytes::from(vec![i; 1000 + usize::from(i) * 7919]);
+            expected.extend_from_slice(&piece);
+            writer.write(piece).await.unwrap();
+        }
+        for i in 0..100_000u32 {
+            let piece = Bytes::from(vec![(i % 256) as u8]);
             expected.extend_from_slice(&piece);
             writer.write(piece).await.unwrap();
         }
         writer.write(Bytes::new()).await.unwrap();
         writer.sync_and_close().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn close_writes_what_was_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut writer = BackgroundWriter::create_new(&path).await.unwrap();
+        writer.write(Bytes::from_static(b"only ")).await.unwrap();
+        writer.write(Bytes::from_static(b"small")).await.unwrap();
+        writer.close().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"only small");
     }
 
     #[tokio::test]
@@ -132,13 +182,17 @@ mod tests {
         let mut writer = BackgroundWriter {
             idle: Some(file),
             busy: None,
+            gathered: BytesMut::new(),
         };
+        let large = || Bytes::from(vec![1u8; GATHER]);
         // The first write only starts; its error comes with the next call.
-        writer.write(Bytes::from_static(b"abc")).await.unwrap();
-        let err = writer.write(Bytes::from_static(b"def")).await.unwrap_err();
+        writer.write(large()).await.unwrap();
+        let err = writer.write(large()).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(28), "{err}"); // ENOSPC
-        let again = writer.write(Bytes::from_static(b"ghi")).await.unwrap_err();
+        let again = writer.write(large()).await.unwrap_err();
         assert!(again.to_string().contains("earlier write"), "{again}");
+        // Gathered bytes cannot be written either.
+        writer.write(Bytes::from_static(b"abc")).await.unwrap();
         assert!(writer.sync_and_close().await.is_err());
     }
 }
