@@ -422,10 +422,6 @@ fn digest_reader(reader: impl Read, plan: ChunkPlan, limit: u64) -> io::Result<B
     digest_of(plan.total_len(), full, chunks).map_err(invalid)
 }
 
-fn join_error(e: tokio::task::JoinError) -> io::Error {
-    io::Error::other(format!("hashing task failed: {e}"))
-}
-
 /// Reads `reader` to its end through a fixed buffer, passing every piece to `sink`.
 fn pump(mut reader: impl Read, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
     let mut buf = vec![0u8; FILE_BUFFER_SIZE];
@@ -480,9 +476,7 @@ pub async fn digest_file(
     let file = file.into_std().await;
     // One byte past the plan is enough to notice a file that grew.
     let limit = plan.total_len().saturating_add(1);
-    tokio::task::spawn_blocking(move || digest_reader(file, plan, limit))
-        .await
-        .map_err(join_error)?
+    crate::blocking::run_io("hashing", move || digest_reader(file, plan, limit)).await
 }
 
 /// SHA-256 (lowercase hex) and length of a file.
@@ -509,7 +503,7 @@ pub async fn digest_file(
 /// ```
 pub async fn sha256_file(path: impl AsRef<Path>) -> io::Result<(String, u64)> {
     let path = path.as_ref().to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::run_io("hashing", move || {
         let file = std::fs::File::open(path)?;
         let mut stream = Sha256Stream::new();
         pump(file, |piece| stream.update(piece))?;
@@ -517,7 +511,6 @@ pub async fn sha256_file(path: impl AsRef<Path>) -> io::Result<(String, u64)> {
         Ok((stream.finalize_hex(), len))
     })
     .await
-    .map_err(join_error)?
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 pub mod ball;
 #[doc(hidden)]
 pub mod bench_api;
+mod blocking;
 pub mod checksum;
 pub mod chunking;
 mod client;

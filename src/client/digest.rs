@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::blocking;
+use crate::blocking;
 use crate::checksum::{sha256_hex, Sha256Stream};
 use crate::Error;
 

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::blocking;
 use super::options::GetOptions;
 use super::source::ChunkSource;
+use crate::blocking;
 use crate::checksum::{sha256_hex, BallDigest, BallHasher};
 use crate::chunking::{ChunkPlan, ChunkRange};
 use crate::model::{Metadata, Tags};

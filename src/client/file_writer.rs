@@ -14,6 +14,11 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
+use crate::blocking;
+
+/// What a failed task of the writer is called in its error.
+const WHAT: &str = "file write";
+
 /// Pieces at least this large are written as they are; smaller ones are gathered into
 /// writes of this size.
 const GATHER: usize = 64 * 1024;
@@ -33,7 +38,7 @@ impl BackgroundWriter {
     /// Creates `path`, which must not exist yet.
     pub async fn create_new(path: &Path) -> io::Result<Self> {
         let path = path.to_path_buf();
-        let file = blocking(move || {
+        let file = blocking::run_io(WHAT, move || {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -74,7 +79,7 @@ impl BackgroundWriter {
     pub async fn sync_and_close(mut self) -> io::Result<()> {
         self.write_gathered().await?;
         let file = self.take_file().await?;
-        blocking(move || file.sync_all()).await
+        blocking::run_io(WHAT, move || file.sync_all()).await
     }
 
     /// Writes what was gathered, waits for the last write and closes the file, without an
@@ -108,22 +113,12 @@ impl BackgroundWriter {
 
     async fn take_file(&mut self) -> io::Result<File> {
         if let Some(write) = self.busy.take() {
-            return write.await.map_err(join_error)?;
+            return write.await.map_err(|e| blocking::task_failed(WHAT, e))?;
         }
         self.idle
             .take()
             .ok_or_else(|| io::Error::other("an earlier write to this file failed"))
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(join_error)?
-}
-
-fn join_error(e: tokio::task::JoinError) -> io::Error {
-    io::Error::other(format!("file write task failed: {e}"))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::file_writer::BackgroundWriter;
 use super::options::GetOptions;
 use super::temp_file::{temp_path, TempFileGuard};
 use super::Client;
+use crate::blocking;
 use crate::Error;
 
 /// What `get_to_file` wrote.
@@ -112,8 +113,8 @@ impl Client {
 /// Fsyncs a directory so that a rename in it is durable; best effort (not every platform
 /// can open a directory).
 async fn sync_dir(dir: PathBuf) {
-    let result = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
-    if let Ok(Err(e)) = result {
+    let sync = move || std::fs::File::open(&dir)?.sync_all();
+    if let Err(e) = blocking::run_io("directory sync", sync).await {
         tracing::debug!(event = "GET.TO.FILE.DIR.SYNC.FAILED", error = %e);
     }
 }

@@ -11,7 +11,6 @@
 //! progress callback in its options ([`PutOptions`], [`GetOptions`]), for callers such as a
 //! task queue that report progress and cancel jobs. The client itself has no queue.
 
-mod blocking;
 mod builder;
 mod credentials;
 mod delete;

@@ -16,7 +16,6 @@ use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::blocking;
 use super::builder::{LARGE_BALL_CHUNK_SIZE, LARGE_BALL_THRESHOLD};
 use super::encryption::{check_user_tags, seal_ball};
 use super::http::{check, decode, send, send_json};
@@ -25,6 +24,7 @@ use super::retry::{self, CallSpec};
 use super::source::{spool, ChunkSource};
 use super::tags::{chunk_tags, now_ms, ChunkFacts};
 use super::{cancelled, digest, paths, Client, Inner};
+use crate::blocking;
 use crate::checksum::{digest_bytes, digest_file, BallDigest};
 use crate::chunking::{ChunkPlan, ChunkRange};
 use crate::id::{chunk_key, validate, IdKind};

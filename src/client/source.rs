@@ -9,12 +9,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::blocking;
 use super::cancelled;
 use super::digest;
 use super::encryption::SealedSource;
 use super::file_writer::BackgroundWriter;
 use super::temp_file::{temp_path, TempFileGuard};
+use crate::blocking;
 use crate::checksum::Sha256Stream;
 use crate::chunking::ChunkRange;
 use crate::Error;
