@@ -136,6 +136,33 @@ impl Metadata {
     }
 }
 
+/// Sorts the chunks of a ball by their `index` tag, numerically (`ball_2` before `ball_10`);
+/// chunks without one go last; ties and the rest by key.
+///
+/// # Examples
+///
+/// ```
+/// use mictlanx::model::{sort_chunks, Metadata};
+///
+/// let chunk = |key: &str, index: &str| -> Result<Metadata, serde_json::Error> {
+///     let json = format!(r#"{{"key":"{key}","size":1,"checksum":"","tags":{{"index":"{index}"}}}}"#);
+///     serde_json::from_str(&json)
+/// };
+/// let mut chunks = vec![chunk("b_10", "10")?, chunk("b_2", "2")?, chunk("x", "")?];
+/// sort_chunks(&mut chunks);
+/// let keys: Vec<&str> = chunks.iter().map(|c| c.key.as_str()).collect();
+/// assert_eq!(keys, ["b_2", "b_10", "x"]);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn sort_chunks(chunks: &mut [Metadata]) {
+    chunks.sort_by(|a, b| match (a.index(), b.index()) {
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.key.cmp(&b.key)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.key.cmp(&b.key),
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Router API (client reference §2.1, server reference §2)
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +464,7 @@ impl ErrorBody {
 /// PM1 request body: `POST /api/v4/buckets/{bucket_id}/metadata` on a peer.
 ///
 /// Note `is_disable` (not `is_disabled`) and no replication factor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerPutMetadataRequest {
     /// Key.
     pub key: String,
@@ -510,6 +537,14 @@ pub struct PeerBucketMetadata {
     /// Metadata of every key of the bucket on this peer.
     #[serde(default)]
     pub balls: Vec<Metadata>,
+    /// The version of each key of `balls` (our peers; absent from MictlanX peers). Routers
+    /// keep, of each key, the copy with the newest version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
+    /// Keys of the bucket this peer deleted, with the version of the delete (our peers). A
+    /// router hides a key whose newest version is a deletion.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tombstones: BTreeMap<String, String>,
 }
 
 /// PM4 response: `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/group` on a peer.
@@ -525,6 +560,12 @@ pub struct GroupedBallResponse {
     /// Metadata of every key of the ball on this peer.
     #[serde(default)]
     pub balls: Vec<Metadata>,
+    /// The version of each key of `balls` (our peers; see [`PeerBucketMetadata::versions`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
+    /// Deleted keys of the ball, with the version of the delete (our peers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tombstones: BTreeMap<String, String>,
 }
 
 /// PS2 response: `GET /api/v4/stats/ufs`.
@@ -559,6 +600,39 @@ pub struct BallBasicData {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+/// One key a peer holds or deleted, with its version: an element of
+/// [`KeyVersionsPage`] (`GET /api/v4/xversions` on our peers; routers compare these to
+/// repair replicas).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVersionEntry {
+    /// Bucket id.
+    pub bucket_id: String,
+    /// Key.
+    pub key: String,
+    /// Its version (`<stamp>.<tag>`).
+    pub version: String,
+    /// Whether this is a deletion (a tombstone) rather than a copy.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Bytes of the copy (0 for a deletion).
+    #[serde(default)]
+    pub size: u64,
+    /// Replicas its writer asked for (0: not said).
+    #[serde(default)]
+    pub replication_factor: u32,
+}
+
+/// A page of a peer's keys and versions, in key order (`GET /api/v4/xversions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVersionsPage {
+    /// The keys of this page.
+    #[serde(default)]
+    pub entries: Vec<KeyVersionEntry>,
+    /// Whether more keys follow the last one of this page.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// PS5 element: `GET /api/v4/xballs/size`, a 3-element array `[bucket_id, key, size]`.

@@ -83,6 +83,11 @@ pub struct RouterConfig {
     pub verify_buffer_limit: u64,
     /// In-flight pieces buffered per replica while an upload fans out (bounded memory).
     pub fanout_buffer_pieces: usize,
+    /// How many peers of a key's placement order a read consults for the newest version
+    /// (at least 1; more when a key was written with a larger replication factor is not
+    /// known before the first answer). With the default 3, a key written with `rf` up to 2
+    /// is found, in its newest version, even when one of its places was down at the write.
+    pub read_width: usize,
     /// Availability policies: evaluation interval, statistics window, elastic provisioner.
     pub policy: crate::router::PolicyConfig,
     /// Tokens accepted from clients, the cluster token sent to the peers, and `/metrics`
@@ -108,6 +113,7 @@ impl RouterConfig {
             task_ttl: Duration::from_secs(3600),
             verify_buffer_limit: 64 * 1024 * 1024,
             fanout_buffer_pieces: 8,
+            read_width: 3,
             policy: crate::router::PolicyConfig::default(),
             auth: AuthConfig::default(),
             tls: None,

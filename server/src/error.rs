@@ -4,7 +4,7 @@
 //! 401/403 auth, 404 not found, 409 conflict, 413 too large, 507 no space, 503 no healthy
 //! peer. A 5xx body never carries internals; those are logged once, here.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mictlanx::model::{ErrorBody, NoAvailablePeersDetail, NO_AVAILABLE_PEERS_CODE};
@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The `detail` of the body.
     pub detail: Value,
+    /// Headers sent with the answer (such as the version a stale write must beat).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -25,7 +27,15 @@ impl ApiError {
         Self {
             status,
             detail: Value::String(msg.into()),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error, answered with one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// 400: the caller sent something wrong.
@@ -83,6 +93,7 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_FOUND,
             detail: serde_json::to_value(detail).unwrap_or(Value::Null),
+            headers: Vec::new(),
         }
     }
 }
@@ -97,13 +108,15 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 detail: self.detail,
             }),
         )
-            .into_response()
+            .into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 

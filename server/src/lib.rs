@@ -17,6 +17,7 @@ pub mod router;
 pub mod serve;
 pub mod storage;
 pub mod tls;
+pub mod version;
 
 pub use cluster::{ClusterError, LocalCluster, LocalClusterBuilder};
 pub use config::{PeerConfig, RouterConfig};

@@ -16,7 +16,8 @@ use mictlanx::model::{
 use super::state::PeerState;
 use super::{elapsed_ms, input};
 use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::storage::{StoreError, StoredObject};
+use crate::storage::{Deletion, StoreError, StoredObject};
+use crate::version::{Version, REPLICATION_HEADER, TOMBSTONE_HEADER, VERSION_HEADER};
 
 /// Response header with the number of deleted keys (MictlanX clients read it, not the body).
 pub(crate) const N_DELETES: HeaderName = HeaderName::from_static("n-deletes");
@@ -165,7 +166,9 @@ pub(crate) async fn get(
         .header(header::CONTENT_LENGTH, read.len)
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(SHA256_HEADER, sha);
+        .header(SHA256_HEADER, sha)
+        .header(VERSION_HEADER, rec.version.header_value())
+        .header(REPLICATION_HEADER, rec.replication_factor);
     match read.range {
         Some(r) => {
             response = response.header(header::CONTENT_RANGE, r.content_range(rec.stored_size));
@@ -195,11 +198,26 @@ fn n_deletes(n: u64) -> [(HeaderName, HeaderValue); 1] {
 pub(crate) async fn delete_key(
     State(st): State<PeerState>,
     ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let bucket_id = input::bucket_id(&bucket_raw)?;
     let key = input::key(&key_raw)?;
-    let n = st.store.delete_key(&bucket_id, &key).await?;
+    let n = match input::task_id_header(&headers) {
+        // A router withdrawing its announcement: only that pending upload goes.
+        Some(task_id) => {
+            st.store
+                .withdraw_pending(&bucket_id, &key, &task_id)
+                .await?
+        }
+        None => {
+            let deletion = Deletion {
+                version: Version::from_headers(&headers),
+                tombstone_always: headers.contains_key(TOMBSTONE_HEADER),
+            };
+            st.store.delete_key_at(&bucket_id, &key, deletion).await?
+        }
+    };
     tracing::info!(
         event = "DELETE",
         bucket_id,
@@ -222,11 +240,16 @@ pub(crate) async fn delete_key(
 pub(crate) async fn delete_ball(
     State(st): State<PeerState>,
     ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let bucket_id = input::bucket_id(&bucket_raw)?;
     let ball_id = input::ball_id(&ball_raw)?;
-    let n = st.store.delete_ball(&bucket_id, &ball_id).await?;
+    let version = Version::from_headers(&headers);
+    let n = st
+        .store
+        .delete_ball_at(&bucket_id, &ball_id, version)
+        .await?;
     tracing::info!(
         event = "DELETE.BALL",
         bucket_id,

@@ -76,6 +76,15 @@ pub(crate) fn task_id_header(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The replicas the writer asked for (`X-Mictlanx-Replication-Factor`); 0 when not said.
+pub(crate) fn replication_factor(headers: &HeaderMap) -> u32 {
+    headers
+        .get(crate::version::REPLICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// `Update: 1` (also `true`): the put may replace an existing key.
 pub(crate) fn update_flag(headers: &HeaderMap) -> bool {
     headers

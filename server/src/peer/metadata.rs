@@ -14,7 +14,8 @@ use mictlanx::model::{
 use super::state::PeerState;
 use super::{elapsed_ms, input};
 use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::storage::{KeyState, NewPut};
+use crate::storage::{KeyState, NewPut, StoreError};
+use crate::version::{Version, VERSION_HEADER};
 
 /// Response header telling whether metadata is of a committed or a pending key.
 pub(crate) const STATE_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-state");
@@ -64,6 +65,8 @@ pub(crate) async fn put(
             metadata,
             task_id: input::task_id_header(&headers),
             update: input::update_flag(&headers),
+            version: Version::from_headers(&headers),
+            replication_factor: input::replication_factor(&headers),
         })
         .await
         .inspect_err(|e| {
@@ -94,9 +97,17 @@ pub(crate) async fn get(
     let started = Instant::now();
     let bucket_id = input::bucket_id(&bucket_raw)?;
     let key = input::key(&key_raw)?;
-    let (metadata, state) = match st.store.key_state(&bucket_id, &key).await? {
-        KeyState::Committed(rec) => (rec.metadata, "committed"),
-        KeyState::Pending(rec) => (rec.metadata, "pending"),
+    let (metadata, state, version) = match st.store.key_state(&bucket_id, &key).await? {
+        KeyState::Committed(rec) => (rec.metadata, "committed", rec.version),
+        KeyState::Pending(rec) => (rec.metadata, "pending", rec.version),
+        KeyState::Deleted(t) => {
+            return Err(StoreError::Deleted {
+                bucket_id,
+                key,
+                version: t.version,
+            }
+            .into())
+        }
         KeyState::Absent => {
             return Err(ApiError::not_found(format!("{bucket_id}@{key} not found")))
         }
@@ -108,7 +119,10 @@ pub(crate) async fn get(
         metadata,
     };
     Ok((
-        [(STATE_HEADER, HeaderValue::from_static(state))],
+        [
+            (STATE_HEADER, HeaderValue::from_static(state)),
+            (VERSION_HEADER, version.header_value()),
+        ],
         ApiJson(body),
     )
         .into_response())
@@ -120,16 +134,23 @@ pub(crate) async fn bucket(
     ApiPath(bucket_raw): ApiPath<String>,
 ) -> Result<ApiJson<PeerBucketMetadata>, ApiError> {
     let bucket_id = input::bucket_id(&bucket_raw)?;
-    let balls = st
+    let objects = st.store.bucket_objects(&bucket_id).await?;
+    let versions = objects
+        .iter()
+        .map(|o| (o.metadata.key.clone(), o.version.to_string()))
+        .collect();
+    let tombstones = st
         .store
-        .bucket_objects(&bucket_id)
+        .bucket_tombstones(&bucket_id)
         .await?
         .into_iter()
-        .map(|o| o.metadata)
+        .map(|(key, t)| (key, t.version.to_string()))
         .collect();
     Ok(ApiJson(PeerBucketMetadata {
         peer_id: st.id.to_string(),
-        balls,
+        balls: objects.into_iter().map(|o| o.metadata).collect(),
+        versions,
+        tombstones,
     }))
 }
 
@@ -149,12 +170,24 @@ pub(crate) async fn group(
     State(st): State<PeerState>,
     ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
 ) -> Result<ApiJson<GroupedBallResponse>, ApiError> {
-    let (bucket_id, ball_id, balls) = ball_of(&st, &bucket_raw, &ball_raw).await?;
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let ball_id = input::ball_id(&ball_raw)?;
+    let (objects, tombstones) = st.store.ball_state(&bucket_id, &ball_id).await?;
+    let mut balls: Vec<Metadata> = objects.iter().map(|o| o.metadata.clone()).collect();
+    mictlanx::model::sort_chunks(&mut balls);
     Ok(ApiJson(GroupedBallResponse {
         bucket_id,
         ball_id,
         size: balls.iter().map(|m| m.size).sum(),
         balls,
+        versions: objects
+            .iter()
+            .map(|o| (o.metadata.key.clone(), o.version.to_string()))
+            .collect(),
+        tombstones: tombstones
+            .into_iter()
+            .map(|(key, t)| (key, t.version.to_string()))
+            .collect(),
     }))
 }
 
@@ -175,7 +208,7 @@ pub(crate) async fn size(
     let key = input::key(&key_raw)?;
     let size = match st.store.key_state(&bucket_id, &key).await? {
         KeyState::Committed(rec) => rec.stored_size,
-        KeyState::Pending(_) | KeyState::Absent => 0,
+        KeyState::Pending(_) | KeyState::Deleted(_) | KeyState::Absent => 0,
     };
     Ok(ApiJson(SizeByKey {
         bucket_id,

@@ -151,6 +151,7 @@ pub fn app(state: PeerState) -> Router {
         .route("/balls/len", get(stats::balls_len))
         .route("/xballs", get(stats::xballs))
         .route("/xballs/size", get(stats::xballs_size))
+        .route("/xversions", get(stats::xversions))
         .route("/peers/state", get(stats::peers_state))
         .route("/nodes", post(stats::add_node))
         .route("/tasks", delete(stats::flush_tasks))

@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use mictlanx::model::{
-    BallBasicData, BallLocations, BallSizeTuple, BallsLenResponse, NodeHandshake, NodeInfo,
-    PeerCurrentState, PeerStats, UfsResponse,
+    BallBasicData, BallLocations, BallSizeTuple, BallsLenResponse, KeyVersionEntry,
+    KeyVersionsPage, NodeHandshake, NodeInfo, PeerCurrentState, PeerStats, UfsResponse,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::input;
 use super::state::PeerState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::storage::ObjectRecord;
@@ -137,6 +138,54 @@ pub(crate) async fn xballs(
             })
             .collect(),
     ))
+}
+
+/// Query of `GET /api/v4/xversions`: the page after `(after_bucket, after_key)`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct VersionsQuery {
+    #[serde(default)]
+    after_bucket: Option<String>,
+    #[serde(default)]
+    after_key: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Keys per page of `xversions` unless asked for fewer; also the most a page holds.
+const VERSIONS_PAGE: usize = 1000;
+
+/// `GET /api/v4/xversions?after_bucket=&after_key=&limit=`: every key this peer holds or
+/// deleted, with its version, a page at a time in key order (routers compare these pages to
+/// repair replicas).
+pub(crate) async fn xversions(
+    State(st): State<PeerState>,
+    ApiQuery(q): ApiQuery<VersionsQuery>,
+) -> Result<ApiJson<KeyVersionsPage>, ApiError> {
+    let after = match (q.after_bucket, q.after_key) {
+        (Some(b), Some(k)) => Some((input::bucket_id(&b)?, input::key(&k)?)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "after_bucket and after_key go together",
+            ))
+        }
+    };
+    let limit = q.limit.unwrap_or(VERSIONS_PAGE).clamp(1, VERSIONS_PAGE);
+    let (entries, more) = st.store.versions_page(after, limit).await?;
+    Ok(ApiJson(KeyVersionsPage {
+        entries: entries
+            .into_iter()
+            .map(|e| KeyVersionEntry {
+                bucket_id: e.bucket_id,
+                key: e.key,
+                version: e.version.to_string(),
+                deleted: e.deleted,
+                size: e.size,
+                replication_factor: e.replication_factor,
+            })
+            .collect(),
+        more,
+    }))
 }
 
 /// PS5 `GET /api/v4/xballs/size?start=&end=`: `[[bucket_id, key, size]]`.

@@ -1,47 +1,125 @@
 //! Merging the peers' listings (R6, R7) into one answer.
 //!
-//! Every replica of a key lists it, so the union has duplicates; the original kept them (and
-//! in R7 even appended the list once per peer). We keep one record per key, the one with the
-//! highest `updated_at` tag (last writer wins, as in the original), and keep zero-size
-//! objects, which the original dropped although they are valid.
+//! Every replica of a key lists it, so the union has duplicates, and a replica that missed
+//! writes lists older copies. Of each key we keep the copy with the newest version (our
+//! peers list each key's version and their tombstones); a key whose newest version is a
+//! deletion is left out, so a returning peer cannot list a deleted ball again. Copies of
+//! equal version (MictlanX peers list none) are ordered by their `updated_at` tag, as the
+//! original did. Then only **complete** balls are kept: the chunks of a ball's newest put
+//! (its `full_checksum` and `num_chunks` tags), and only when all `num_chunks` of them are
+//! there, so an interrupted put is not listed. Zero-size objects stay (the original dropped
+//! them although they are valid).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use mictlanx::model::{BallMetadata, Metadata};
+use mictlanx::model::{sort_chunks, BallMetadata, Metadata};
 use mictlanx::size::format_size;
 
-/// One record per key: the highest `updated_at` wins; on a tie the first one seen stays.
-/// The result is sorted by key.
-pub(crate) fn latest_per_key(records: impl IntoIterator<Item = Metadata>) -> Vec<Metadata> {
-    let mut by_key: HashMap<String, Metadata> = HashMap::new();
-    for m in records {
-        match by_key.get(&m.key) {
-            Some(current) if current.updated_at() >= m.updated_at() => {}
-            _ => {
-                by_key.insert(m.key.clone(), m);
-            }
+use crate::version::Version;
+
+/// The newest known state of one key.
+struct Entry {
+    version: Version,
+    /// `None`: deleted.
+    copy: Option<Metadata>,
+}
+
+/// Listings of several peers, merged key by key.
+#[derive(Default)]
+pub(crate) struct Merge {
+    by_key: HashMap<String, Entry>,
+}
+
+impl Merge {
+    /// Adds one peer's listing: its copies with their versions (missing: `Version::ZERO`),
+    /// and its tombstones.
+    pub(crate) fn add_listing(
+        &mut self,
+        balls: Vec<Metadata>,
+        versions: &BTreeMap<String, String>,
+        tombstones: &BTreeMap<String, String>,
+    ) {
+        for m in balls {
+            let version = parse(versions.get(&m.key));
+            self.add(m.key.clone(), version, Some(m));
+        }
+        for (key, v) in tombstones {
+            self.add(key.clone(), parse(Some(v)), None);
         }
     }
-    let mut out: Vec<Metadata> = by_key.into_values().collect();
-    out.sort_by(|a, b| a.key.cmp(&b.key));
+
+    fn add(&mut self, key: String, version: Version, copy: Option<Metadata>) {
+        let replace = match self.by_key.get(&key) {
+            None => true,
+            Some(current) if version != current.version => version > current.version,
+            // Equal versions (peers without versions): the later `updated_at` wins, a
+            // tombstone wins over a copy, and on a full tie the first one seen stays.
+            Some(current) => match (&current.copy, &copy) {
+                (Some(a), Some(b)) => b.updated_at() > a.updated_at(),
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+        };
+        if replace {
+            self.by_key.insert(key, Entry { version, copy });
+        }
+    }
+
+    /// The live records of complete balls, sorted by key.
+    pub(crate) fn records(self) -> Vec<Metadata> {
+        let mut by_ball: HashMap<String, Vec<(Version, Metadata)>> = HashMap::new();
+        for entry in self.by_key.into_values() {
+            if let Some(m) = entry.copy {
+                by_ball
+                    .entry(m.ball_id.clone())
+                    .or_default()
+                    .push((entry.version, m));
+            }
+        }
+        let mut out: Vec<Metadata> = by_ball.into_values().flat_map(complete_ball).collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+fn parse(v: Option<&String>) -> Version {
+    v.and_then(|v| v.parse().ok()).unwrap_or(Version::ZERO)
+}
+
+/// What tells the puts of a ball apart: every chunk of one put carries the same
+/// `full_checksum` and `num_chunks` tags (not always the same `updated_at`: MictlanX
+/// clients stamp each chunk). Two puts of the same bytes look alike, which is harmless.
+fn generation(m: &Metadata) -> (Option<&str>, Option<u64>) {
+    (m.full_checksum(), m.num_chunks())
+}
+
+/// The chunks of the ball's newest put (that of its newest chunk), when all of them are
+/// there; none otherwise. Records without a `num_chunks` tag are objects of their own and
+/// stay as they are.
+fn complete_ball(chunks: Vec<(Version, Metadata)>) -> Vec<Metadata> {
+    let (plain, chunked): (Vec<_>, Vec<_>) = chunks
+        .into_iter()
+        .partition(|(_, m)| m.num_chunks().is_none());
+    let mut out: Vec<Metadata> = plain.into_iter().map(|(_, m)| m).collect();
+    let Some((_, newest)) = chunked.iter().max_by(|(a, _), (b, _)| a.cmp(b)) else {
+        return out;
+    };
+    let current = generation(newest);
+    let expected = newest.num_chunks().and_then(|n| usize::try_from(n).ok());
+    let (current_put, _older): (Vec<_>, Vec<_>) =
+        chunked.iter().partition(|(_, m)| generation(m) == current);
+    if expected.is_some_and(|n| current_put.len() >= n) {
+        out.extend(current_put.into_iter().map(|(_, m)| m.clone()));
+    }
     out
 }
 
 /// The R6 answer for the chunks of a ball: deduplicated, sorted by the numeric `index` tag
 /// (chunks without one last, by key), `size_bytes` summed over the chunks and `checksum`
 /// the `full_checksum` of chunk 0 (or of the first chunk, or `""`).
-pub(crate) fn ball_metadata(
-    bucket_id: &str,
-    ball_id: &str,
-    records: impl IntoIterator<Item = Metadata>,
-) -> BallMetadata {
-    let mut chunks = latest_per_key(records);
-    chunks.sort_by(|a, b| match (a.index(), b.index()) {
-        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.key.cmp(&b.key)),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.key.cmp(&b.key),
-    });
+pub(crate) fn ball_metadata(bucket_id: &str, ball_id: &str, merged: Merge) -> BallMetadata {
+    let mut chunks = merged.records();
+    sort_chunks(&mut chunks);
     let size_bytes = chunks.iter().map(|c| c.size).sum();
     let checksum = chunks
         .first()
@@ -74,42 +152,150 @@ mod tests {
                 .collect(),
             content_type: "application/octet-stream".into(),
             producer_id: "p".into(),
-            ball_id: "ball".into(),
+            ball_id: key.split('_').next().unwrap_or(key).into(),
             bucket_id: "b".into(),
             is_disabled: false,
         }
     }
 
+    /// One peer's listing: its records, their versions and its tombstones.
+    type Listing<'a> = (
+        Vec<Metadata>,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+    );
+
+    fn merged(listings: Vec<Listing<'_>>) -> Merge {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut m = Merge::default();
+        for (balls, versions, tombstones) in listings {
+            m.add_listing(balls, &map(versions), &map(tombstones));
+        }
+        m
+    }
+
+    fn keys_and_sizes(records: &[Metadata]) -> Vec<(&str, u64)> {
+        records.iter().map(|m| (m.key.as_str(), m.size)).collect()
+    }
+
     #[test]
-    fn highest_updated_at_wins_and_zero_sizes_stay() {
-        let merged = latest_per_key(vec![
-            meta("k", 1, &[(tag::UPDATED_AT, "10")]),
-            meta("k", 2, &[(tag::UPDATED_AT, "30")]),
-            meta("k", 3, &[(tag::UPDATED_AT, "20")]),
-            meta("empty", 0, &[]),
-            meta("a", 5, &[(tag::UPDATED_AT, "garbage")]),
-            meta("a", 6, &[]),
-        ]);
-        let got: Vec<(&str, u64)> = merged.iter().map(|m| (m.key.as_str(), m.size)).collect();
+    fn without_versions_the_highest_updated_at_wins_and_zero_sizes_stay() {
+        let m = merged(vec![(
+            vec![
+                meta("k", 1, &[(tag::UPDATED_AT, "10")]),
+                meta("k", 2, &[(tag::UPDATED_AT, "30")]),
+                meta("k", 3, &[(tag::UPDATED_AT, "20")]),
+                meta("empty", 0, &[]),
+                meta("a", 5, &[(tag::UPDATED_AT, "garbage")]),
+                meta("a", 6, &[]),
+            ],
+            &[],
+            &[],
+        )]);
         // "a": both count as -1, the first one seen stays.
-        assert_eq!(got, vec![("a", 5), ("empty", 0), ("k", 2)]);
+        assert_eq!(
+            keys_and_sizes(&m.records()),
+            vec![("a", 5), ("empty", 0), ("k", 2)]
+        );
+    }
+
+    #[test]
+    fn the_newest_version_wins_and_a_newer_tombstone_hides_the_key() {
+        // Peer A missed an overwrite of "k" and the delete of "gone"; B saw both.
+        let a = vec![
+            meta("k", 1, &[(tag::UPDATED_AT, "99")]),
+            meta("gone", 1, &[]),
+            meta("kept", 1, &[]),
+        ];
+        let b = vec![
+            meta("k", 2, &[(tag::UPDATED_AT, "1")]),
+            meta("kept", 7, &[]),
+        ];
+        let m = merged(vec![
+            (a, &[("k", "10.1"), ("gone", "10.1"), ("kept", "30.1")], &[]),
+            (b, &[("k", "20.1"), ("kept", "25.1")], &[("gone", "20.1")]),
+        ]);
+        assert_eq!(keys_and_sizes(&m.records()), vec![("k", 2), ("kept", 1)]);
+        // A write after the delete brings the key back.
+        let m = merged(vec![
+            (vec![meta("gone", 3, &[])], &[("gone", "30.1")], &[]),
+            (vec![], &[], &[("gone", "20.1")]),
+        ]);
+        assert_eq!(keys_and_sizes(&m.records()), vec![("gone", 3)]);
+    }
+
+    fn chunk(ball: &str, i: usize, n: usize, put: &str) -> Metadata {
+        let key = format!("{ball}_{i}");
+        let (i, n) = (i.to_string(), n.to_string());
+        meta(
+            &key,
+            1,
+            &[
+                (tag::INDEX, &i),
+                (tag::NUM_CHUNKS, &n),
+                (tag::UPDATED_AT, &format!("{put}{i}")),
+                (tag::FULL_CHECKSUM, put),
+            ],
+        )
+    }
+
+    #[test]
+    fn only_complete_balls_of_their_newest_put_are_listed() {
+        // "full": 3 of 3; "cut": 2 of 3 (an interrupted put); "mixed": overwritten by a
+        // put of 2 chunks, its old third chunk left behind.
+        let balls = vec![
+            chunk("full", 0, 3, "1"),
+            chunk("full", 1, 3, "1"),
+            chunk("full", 2, 3, "1"),
+            chunk("cut", 0, 3, "1"),
+            chunk("cut", 1, 3, "1"),
+            chunk("mixed", 0, 2, "2"),
+            chunk("mixed", 1, 2, "2"),
+            chunk("mixed", 2, 3, "1"),
+        ];
+        let versions = [
+            ("full_0", "1.0"),
+            ("full_1", "1.0"),
+            ("full_2", "1.0"),
+            ("cut_0", "1.0"),
+            ("cut_1", "1.0"),
+            ("mixed_0", "5.0"),
+            ("mixed_1", "6.0"),
+            ("mixed_2", "1.0"),
+        ];
+        let m = merged(vec![(balls, &versions, &[])]);
+        let keys: Vec<String> = m.records().into_iter().map(|r| r.key).collect();
+        assert_eq!(
+            keys,
+            ["full_0", "full_1", "full_2", "mixed_0", "mixed_1"].map(String::from)
+        );
     }
 
     #[test]
     fn chunks_sorted_numerically_and_summed_once() {
         let fc = "f".repeat(64);
+        let c = |key: &str, size: u64, index: &str| {
+            let mut m = meta(key, size, &[(tag::INDEX, index), (tag::FULL_CHECKSUM, &fc)]);
+            m.ball_id = "ball".into();
+            m
+        };
         let records = vec![
-            meta("ball_10", 5, &[(tag::INDEX, "10")]),
-            meta("ball_2", 5, &[(tag::INDEX, "2")]),
-            meta(
-                "ball_0",
-                10,
-                &[(tag::INDEX, "0"), (tag::FULL_CHECKSUM, &fc)],
-            ),
-            meta("ball_2", 5, &[(tag::INDEX, "2")]), // the other replica
-            meta("stray", 1, &[]),
+            c("ball_10", 5, "10"),
+            c("ball_2", 5, "2"),
+            c("ball_0", 10, "0"),
+            c("ball_2", 5, "2"), // the other replica
+            {
+                let mut stray = meta("stray", 1, &[]);
+                stray.ball_id = "ball".into();
+                stray
+            },
         ];
-        let ball = ball_metadata("b", "ball", records);
+        let ball = ball_metadata("b", "ball", merged(vec![(records, &[], &[])]));
         let keys: Vec<&str> = ball.chunks.iter().map(|c| c.key.as_str()).collect();
         assert_eq!(keys, vec!["ball_0", "ball_2", "ball_10", "stray"]);
         assert_eq!(ball.size_bytes, 21);
@@ -119,7 +305,12 @@ mod tests {
 
     #[test]
     fn checksum_is_empty_without_full_checksum() {
-        let ball = ball_metadata("b", "x", vec![meta("x_0", 1_500_000, &[(tag::INDEX, "0")])]);
+        let m = merged(vec![(
+            vec![meta("x_0", 1_500_000, &[(tag::INDEX, "0")])],
+            &[],
+            &[],
+        )]);
+        let ball = ball_metadata("b", "x", m);
         assert_eq!(ball.checksum, "");
         assert_eq!(ball.size, "1.5 MB");
     }

@@ -1,19 +1,24 @@
-//! Finding the replicas of a key, and turning a round of failed replica calls into one
-//! precise error.
+//! Finding the replicas of a key and its newest version, and turning a round of failed
+//! replica calls into one precise error.
 //!
-//! The replica map is only a cache. When it knows no healthy holder of a key (or all the
-//! ones it knew turned out not to have it), the router asks every healthy peer's metadata
-//! endpoint at once and records the answers: that is how a restarted router, or a second
-//! router, finds balls written through another one, and how keys whose bytes have not
-//! arrived yet (not in any `xballs` listing) are found.
+//! A key's **places** are the first `read_width` peers of its placement order (where every
+//! router writes it) followed by the peers the replica map knows (fallbacks that took a
+//! write while a place was down, policy replicas, keys written before placement was
+//! deterministic). A **survey** asks the places for the key's metadata at once; the newest
+//! version among the answers (a copy or a tombstone) is the key's state. When no place
+//! knows the key at all and every place answered, the other healthy peers are asked once
+//! ([`ask_all`]), for keys put on a peer behind the routers' back.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
+
+use mictlanx::model::GetMetadataResponse;
 
 use crate::error::ApiError;
 
-use super::peer_client::PeerError;
+use super::peer_client::{KeyReport, PeerError};
 use super::peers::PeerView;
 use super::state::RouterState;
+use crate::version::Version;
 
 /// Asks every healthy peer not in `exclude` whether it holds the key; records and returns
 /// those that do.
@@ -48,103 +53,155 @@ pub(crate) async fn ask_all(
     found
 }
 
-/// The peers holding a key, as far as the router can tell: the map's entry when it names
-/// at least one healthy peer, else the map's entry plus whatever [`ask_all`] finds.
-/// Down peers are included (callers decide what to do with them).
-pub(crate) async fn locate(st: &RouterState, bucket: &str, key: &str) -> Vec<String> {
-    let known = st.replicas.get(bucket, key);
-    if known
-        .iter()
-        .any(|id| st.peers.view(id).is_some_and(|p| p.up))
-    {
-        return known;
+/// The key's places: the first `read_width` peers of its placement order, then the other
+/// peers the replica map names, without repeats.
+pub(crate) fn places(st: &RouterState, bucket: &str, key: &str) -> Vec<String> {
+    let width = st.config.read_width.max(1);
+    let order = st.placement_order(bucket, key);
+    let mut ids: Vec<String> = order.iter().take(width).map(|c| c.id.clone()).collect();
+    for id in st.replicas.get(bucket, key) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
     }
-    let exclude: HashSet<String> = known.iter().cloned().collect();
-    let mut all = known;
-    all.extend(
-        ask_all(st, bucket, key, &exclude)
-            .await
-            .into_iter()
-            .map(|p| p.id),
-    );
-    all
+    ids
 }
 
-/// Healthy views of `ids`, least loaded first (reads in flight); ties keep the given order.
-/// Returns the ids that are down (or unknown) separately.
-pub(crate) fn order_for_read(st: &RouterState, ids: &[String]) -> (Vec<PeerView>, Vec<String>) {
-    let mut healthy = Vec::new();
+/// The places split into the ones that are up (views, in place order) and the ids of the
+/// ones that are down or no longer registered.
+pub(crate) fn up_and_down(st: &RouterState, ids: &[String]) -> (Vec<PeerView>, Vec<String>) {
+    let mut up = Vec::new();
     let mut down = Vec::new();
     for id in ids {
         match st.peers.view(id) {
-            Some(p) if p.up => healthy.push(p),
+            Some(p) if p.up => up.push(p),
             _ => down.push(id.clone()),
         }
     }
-    healthy.sort_by_key(|p| p.in_flight);
-    (healthy, down)
+    (up, down)
 }
 
-/// Walks the replicas of one key for a read, one at a time, healthy and least loaded
-/// first. When the known ones are used up it asks the other peers once (see [`ask_all`]).
-pub(crate) struct ReplicaCursor<'a> {
-    st: &'a RouterState,
-    bucket: &'a str,
-    key: &'a str,
-    queue: VecDeque<PeerView>,
-    tried: HashSet<String>,
-    asked: bool,
-    down: Vec<String>,
+/// The peers holding a key, as far as the router can tell: the up places that hold it
+/// (committed or pending; the other peers, through [`ask_all`], when none does), then the
+/// places that are down (callers decide what to do with them).
+pub(crate) async fn locate(st: &RouterState, bucket: &str, key: &str) -> Vec<String> {
+    let ids = places(st, bucket, key);
+    let (up, _) = up_and_down(st, &ids);
+    let found = survey(st, bucket, key, &up).await;
+    let holders: Vec<String> = found
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(KeyReport::Present { .. })))
+        .map(|(p, _)| p.id.clone())
+        .collect();
+    let (_, down) = up_and_down(st, &ids);
+    let holders = if holders.is_empty() {
+        let exclude: HashSet<String> = ids.iter().cloned().collect();
+        ask_all(st, bucket, key, &exclude)
+            .await
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    } else {
+        holders
+    };
+    holders.into_iter().chain(down).collect()
 }
 
-impl<'a> ReplicaCursor<'a> {
-    /// Starts from the replica map (asking the peers if it knows no healthy holder).
-    pub(crate) async fn new(st: &'a RouterState, bucket: &'a str, key: &'a str) -> Self {
-        let known = st.replicas.get(bucket, key);
-        let (healthy, down) = order_for_read(st, &known);
-        let mut cursor = Self {
-            st,
-            bucket,
-            key,
-            queue: healthy.into(),
-            tried: known.into_iter().collect(),
-            asked: false,
-            down,
-        };
-        if cursor.queue.is_empty() {
-            cursor.ask().await;
+/// One place's answer to a survey.
+pub(crate) type Sighting = (PeerView, Result<KeyReport, PeerError>);
+
+/// Asks each of `peers` for the key's metadata and version at once.
+pub(crate) async fn survey(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    peers: &[PeerView],
+) -> Vec<Sighting> {
+    let answers =
+        futures::future::join_all(peers.iter().map(|p| st.client.key_report(p, bucket, key))).await;
+    peers.iter().cloned().zip(answers).collect()
+}
+
+/// The newest state of a key among what its places said.
+#[derive(Debug)]
+pub(crate) enum Newest {
+    /// A committed copy at `version`; `holders` have it, first seen first, with the
+    /// metadata of the first.
+    Object {
+        version: Version,
+        holders: Vec<PeerView>,
+        metadata: Box<GetMetadataResponse>,
+    },
+    /// Deleted at this version, after every copy seen.
+    Deleted(Version),
+    /// No place has a copy or a tombstone.
+    Nothing,
+}
+
+impl Newest {
+    /// The newest state among `sightings`; failed calls are pushed to `failures`. Pending
+    /// uploads do not count: their bytes are not there yet.
+    pub(crate) fn of(
+        st: &RouterState,
+        bucket: &str,
+        key: &str,
+        sightings: Vec<Sighting>,
+        failures: &mut Failures,
+    ) -> Newest {
+        let mut newest = Newest::Nothing;
+        for (peer, report) in sightings {
+            match report {
+                Ok(KeyReport::Present {
+                    metadata,
+                    pending: false,
+                    version,
+                }) => newest.saw_object(peer, version, metadata),
+                Ok(KeyReport::Deleted(v)) => newest.saw_deletion(v),
+                Ok(KeyReport::Present { pending: true, .. }) | Ok(KeyReport::Absent) => {}
+                Err(e) => failures.push(st, bucket, key, e),
+            }
         }
-        cursor
+        newest
     }
 
-    async fn ask(&mut self) {
-        self.asked = true;
-        let mut found = ask_all(self.st, self.bucket, self.key, &self.tried).await;
-        found.sort_by_key(|p| p.in_flight);
-        for p in found {
-            self.tried.insert(p.id.clone());
-            self.queue.push_back(p);
+    /// Takes a copy at `version` held by `peer` into account.
+    pub(crate) fn saw_object(
+        &mut self,
+        peer: PeerView,
+        version: Version,
+        metadata: Box<GetMetadataResponse>,
+    ) {
+        match self {
+            Newest::Object {
+                version: v,
+                holders,
+                ..
+            } if *v == version => holders.push(peer),
+            Newest::Object { version: v, .. } | Newest::Deleted(v) if *v > version => {}
+            _ => {
+                *self = Newest::Object {
+                    version,
+                    holders: vec![peer],
+                    metadata,
+                }
+            }
         }
     }
 
-    /// The next replica to try, or `None` when there is none left.
-    pub(crate) async fn next(&mut self) -> Option<PeerView> {
-        if self.queue.is_empty() && !self.asked {
-            self.ask().await;
+    /// Takes a tombstone at `version` into account.
+    pub(crate) fn saw_deletion(&mut self, version: Version) {
+        match self {
+            Newest::Object { version: v, .. } | Newest::Deleted(v) if *v >= version => {}
+            _ => *self = Newest::Deleted(version),
         }
-        self.queue.pop_front()
     }
 
-    /// The replica did not have the key after all: forget it.
-    pub(crate) fn not_found(&self, peer: &PeerView) {
-        self.st
-            .replicas
-            .remove_peer(self.bucket, self.key, &[peer.id.as_str()]);
-    }
-
-    /// Replicas known to the map whose peers are down.
-    pub(crate) fn down(&self) -> &[String] {
-        &self.down
+    /// The version of the newest state, if any.
+    pub(crate) fn version(&self) -> Option<Version> {
+        match self {
+            Newest::Object { version, .. } | Newest::Deleted(version) => Some(*version),
+            Newest::Nothing => None,
+        }
     }
 }
 
@@ -160,6 +217,11 @@ impl Failures {
         st.note_failure(&e);
         tracing::warn!(event = "FAILOVER", peer = e.peer(), bucket_id = bucket, key, reason = %e);
         self.errors.push(e);
+    }
+
+    /// Whether no call failed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errors.is_empty()
     }
 
     /// The error for "no replica could serve": `not_found` when no replica failed (none

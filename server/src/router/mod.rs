@@ -25,11 +25,14 @@
 //! ```
 //!
 //! Module map: `peers` (registry and health), `probe` (background loops), `peer_client`
-//! (the peer API), `replicas` and `lookup` (who holds what), `placement` (where new replicas
-//! go), `tasks` (pending uploads), `fanout` (one body to N peers), `read` (verified failover
-//! reads), `listing` (merged listings), `policy` (availability policies), `headers`,
-//! `handlers`, `routes`.
+//! (the peer API), `replicas` and `lookup` (who holds what, at which version), `placement`
+//! (where replicas go: rendezvous order), `tasks` (pending uploads), `fanout` (one body to N
+//! peers), `copy` (one replica to another peer), `read` (verified failover reads of the
+//! newest version), `listing` (merged listings), `policy` (availability policies),
+//! `headers`, `handlers`, `routes`. Versions and tombstones: `crate::version` and
+//! `docs/consistency.md`.
 
+mod copy;
 mod fanout;
 mod handlers;
 mod headers;

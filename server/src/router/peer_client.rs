@@ -25,6 +25,46 @@ use rustls::pki_types::CertificateDer;
 use super::headers::{flag_value, FORCE, N_DELETES, TASK_ID, UPDATE, X_STATE};
 use super::peers::PeerView;
 use crate::auth::ClusterToken;
+use crate::storage::Deletion;
+use crate::version::{Version, REPLICATION_HEADER, TOMBSTONE_HEADER, VERSION_HEADER};
+
+/// What a peer says of one key ([`PeerClient::key_report`]).
+#[derive(Debug)]
+pub(crate) enum KeyReport {
+    /// It holds the key (or, with `pending`, waits for its bytes) at `version`
+    /// ([`Version::ZERO`] from a peer that does not version).
+    Present {
+        metadata: Box<GetMetadataResponse>,
+        pending: bool,
+        version: Version,
+    },
+    /// It deleted the key at this version.
+    Deleted(Version),
+    /// It knows nothing of the key.
+    Absent,
+}
+
+/// How a put-metadata writes: its `Update` flag, its version and the replicas asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Write {
+    pub update: bool,
+    pub version: Version,
+    pub replication_factor: u32,
+}
+
+/// The replicas a peer's read says the key's writer asked for (0: not said).
+pub(crate) fn replication_of(resp: &Response) -> u32 {
+    resp.headers()
+        .get(REPLICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The version a peer's answer names, if any.
+pub(crate) fn version_of(resp: &Response) -> Option<Version> {
+    Version::from_headers(resp.headers())
+}
 
 /// Error bodies are read up to this many bytes: enough for any `detail`, and a peer that
 /// answers an error with a huge body cannot make the router buffer it.
@@ -66,6 +106,11 @@ pub(crate) enum PeerError {
         status: StatusCode,
         /// The peer's `detail` (or the start of its body).
         detail: String,
+        /// The version the peer named (`X-Mictlanx-Version`): of the tombstone of a 404,
+        /// or the one a stale write must beat in a 409.
+        version: Option<Version>,
+        /// Whether the peer said the key was deleted (a 404 with a tombstone).
+        deleted: bool,
     },
     /// The exchange broke after it started.
     #[error("{peer} failed during {what}: {source}")]
@@ -97,6 +142,31 @@ impl PeerError {
             PeerError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The version the peer named with its error (see [`PeerError::Status`]).
+    pub(crate) fn version(&self) -> Option<Version> {
+        match self {
+            PeerError::Status { version, .. } => *version,
+            _ => None,
+        }
+    }
+
+    /// The version of the tombstone, when the peer answered 404 because the key was deleted.
+    pub(crate) fn deleted_at(&self) -> Option<Version> {
+        match self {
+            PeerError::Status {
+                deleted: true,
+                version,
+                ..
+            } => *version,
+            _ => None,
+        }
+    }
+
+    /// A 409 for a write older than what the peer has: retry with a newer version.
+    pub(crate) fn is_stale(&self) -> bool {
+        matches!(self, PeerError::Status { status, version: Some(_), .. } if *status == StatusCode::CONFLICT)
     }
 
     /// The peer could not be connected to: it is marked down until a probe says otherwise.
@@ -240,6 +310,8 @@ impl PeerClient {
         if status.is_success() {
             return Ok(resp);
         }
+        let version = version_of(&resp);
+        let deleted = resp.headers().contains_key(TOMBSTONE_HEADER);
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         let read = async {
@@ -262,6 +334,8 @@ impl PeerClient {
             what,
             status,
             detail,
+            version,
+            deleted,
         })
     }
 
@@ -318,7 +392,7 @@ impl PeerClient {
         bucket: &str,
         body: &PeerPutMetadataRequest,
         task_id: &str,
-        update: bool,
+        write: Write,
     ) -> Result<PeerPutMetadataResponse, PeerError> {
         let json = serde_json::to_vec(body).map_err(|e| PeerError::Decode {
             peer: peer.id.clone(),
@@ -332,7 +406,9 @@ impl PeerClient {
                 &format!("/api/v4/buckets/{bucket}/metadata"),
             )
             .header(TASK_ID, task_id)
-            .header(UPDATE, flag_value(update))
+            .header(UPDATE, flag_value(write.update))
+            .header(VERSION_HEADER, write.version.header_value())
+            .header(REPLICATION_HEADER, write.replication_factor)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(json);
         Self::send_json(peer, "put-metadata", req).await
@@ -388,20 +464,45 @@ impl PeerClient {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(GetMetadataResponse, bool)>, PeerError> {
+        Ok(match self.key_report(peer, bucket, key).await? {
+            KeyReport::Present {
+                metadata, pending, ..
+            } => Some((*metadata, pending)),
+            KeyReport::Deleted(_) | KeyReport::Absent => None,
+        })
+    }
+
+    /// PM2, with what the peer says of the key's version: present (committed or pending),
+    /// deleted (a tombstone), or absent.
+    pub(crate) async fn key_report(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+    ) -> Result<KeyReport, PeerError> {
         let what = "metadata";
         let req = self.call(
             Method::GET,
             peer,
             &format!("/api/v4/buckets/{bucket}/metadata/{key}"),
         );
-        let Some(resp) = Self::send_found(peer, what, req).await? else {
-            return Ok(None);
-        };
+        let resp = Self::send(peer, what, req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(match version_of(&resp) {
+                Some(v) if resp.headers().contains_key(TOMBSTONE_HEADER) => KeyReport::Deleted(v),
+                _ => KeyReport::Absent,
+            });
+        }
         let pending = resp
             .headers()
             .get(X_STATE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"pending"));
-        Ok(Some((Self::json(peer, what, resp).await?, pending)))
+        let version = version_of(&resp).unwrap_or(Version::ZERO);
+        Ok(KeyReport::Present {
+            metadata: Box::new(Self::json(peer, what, resp).await?),
+            pending,
+            version,
+        })
     }
 
     /// PM3: every key of a bucket on this peer.
@@ -468,20 +569,50 @@ impl PeerClient {
         bucket: &str,
         key: &str,
         force: bool,
+        deletion: Deletion,
     ) -> Result<Option<i64>, PeerError> {
         let what = "delete";
-        let req = self
+        let mut req = self
             .call(
                 Method::DELETE,
                 peer,
                 &format!("/api/v4/buckets/{bucket}/{key}"),
             )
             .header(FORCE, flag_value(force));
+        if let Some(v) = deletion.version {
+            req = req.header(VERSION_HEADER, v.header_value());
+        }
+        if deletion.tombstone_always {
+            req = req.header(TOMBSTONE_HEADER, "1");
+        }
         let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(None);
         };
         let resp = Self::check(peer, what, resp).await?;
         Ok(Some(Self::n_deletes(&resp)))
+    }
+
+    /// PD4 with `Task-Id`: drops the pending upload `task_id` of the key, and nothing else
+    /// (a withdrawn announcement). A peer that has no such upload answers 404: fine too.
+    pub(crate) async fn withdraw(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+        task_id: &str,
+    ) -> Result<(), PeerError> {
+        let what = "withdraw";
+        let req = self
+            .call(
+                Method::DELETE,
+                peer,
+                &format!("/api/v4/buckets/{bucket}/{key}"),
+            )
+            .header(TASK_ID, task_id);
+        if let Some(resp) = Self::send_found(peer, what, req).await? {
+            Self::check(peer, what, resp).await?;
+        }
+        Ok(())
     }
 
     /// PD5: deletes every key of a ball; its `n-deletes` (0 when it had none).
@@ -491,6 +622,7 @@ impl PeerClient {
         bucket: &str,
         ball: &str,
         force: bool,
+        version: Version,
     ) -> Result<i64, PeerError> {
         let what = "delete-ball";
         let req = self
@@ -499,7 +631,8 @@ impl PeerClient {
                 peer,
                 &format!("/api/v4/buckets/{bucket}/bid/{ball}"),
             )
-            .header(FORCE, flag_value(force));
+            .header(FORCE, flag_value(force))
+            .header(VERSION_HEADER, version.header_value());
         let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(0);
         };

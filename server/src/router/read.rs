@@ -14,6 +14,7 @@
 //! transfer, never a clean end). A `Range` read is passed through from the first replica that
 //! answers it, checked for stalls only (a part cannot be checked against a whole-object hash).
 
+use std::collections::HashSet;
 use std::io;
 use std::time::Duration;
 
@@ -26,14 +27,15 @@ use mictlanx::model::{metadata_header, Metadata};
 use reqwest::header;
 
 use crate::error::ApiError;
+use crate::version::Version;
 
 use super::headers::X_SHA256;
 
 /// Whole reads up to this size are hashed on the worker thread (the trip to the blocking
 /// pool would cost more than the hash).
 const HASH_IN_PLACE: u64 = 64 * 1024;
-use super::lookup::{Failures, ReplicaCursor};
-use super::peer_client::{next_piece, PeerError};
+use super::lookup::{ask_all, places, survey, up_and_down, Failures, Newest};
+use super::peer_client::{next_piece, version_of, KeyReport, PeerError};
 use super::peers::{InFlight, PeerView};
 use super::state::RouterState;
 
@@ -74,14 +76,16 @@ pub(crate) struct ObjectRead {
     pub sha256: Option<String>,
     /// The replica's `X-Mictlanx-Metadata` (whole reads by our peers), passed on as is.
     pub metadata: Option<HeaderValue>,
+    /// The version of the bytes ([`Version::ZERO`] from a peer that does not version).
+    pub version: Version,
     /// The bytes.
     pub body: ReadBody,
 }
 
 /// Why one replica could not serve the read.
 enum Attempt {
-    /// It does not have the key.
-    NotFound,
+    /// It does not have the key (with the version of its tombstone, if it deleted it).
+    NotFound(Option<Version>),
     /// The caller's request is wrong whatever the replica (416).
     Refused(ApiError),
     /// It failed; try the next one.
@@ -91,7 +95,7 @@ enum Attempt {
 impl From<PeerError> for Attempt {
     fn from(e: PeerError) -> Self {
         match e.status() {
-            Some(StatusCode::NOT_FOUND) => Attempt::NotFound,
+            Some(StatusCode::NOT_FOUND) => Attempt::NotFound(e.deleted_at()),
             Some(StatusCode::RANGE_NOT_SATISFIABLE) => {
                 Attempt::Refused(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.detail()))
             }
@@ -100,16 +104,23 @@ impl From<PeerError> for Attempt {
     }
 }
 
-/// Reads `bucket/key` from the first replica that serves it correctly.
+/// Reads `bucket/key` in its newest version, from the first replica that serves it
+/// correctly.
+///
+/// The first place that is up is read at once while the key's other places are asked for
+/// their version (one round trip in the common case, where the first place has the newest
+/// version). When another place reports a newer copy, that copy is read instead; when it
+/// reports a newer deletion, the answer is 404. A stale copy is never served.
 ///
 /// `metadata` (when the caller already has it) supplies the declared checksum and saves a
 /// metadata call for a replica that sends neither `Content-Length` nor `X-Mictlanx-Sha256`.
 ///
 /// # Errors
 ///
-/// 404 `"b@k not found"` when no replica has the key; 503 when its replicas are down or
-/// unreachable; 502 when every replica answered wrongly (with each one's reason); 416 passed
-/// through for an unsatisfiable range.
+/// 404 `"b@k not found"` when every place answered and none has the key (or its newest
+/// version is a deletion); 503 when a place that may hold it is down or unreachable; 502
+/// when every replica answered wrongly (with each one's reason); 416 passed through for an
+/// unsatisfiable range.
 pub(crate) async fn read_object(
     st: &RouterState,
     bucket: &str,
@@ -117,20 +128,60 @@ pub(crate) async fn read_object(
     range: Option<&HeaderValue>,
     metadata: Option<&Metadata>,
 ) -> Result<ObjectRead, ApiError> {
-    let mut cursor = ReplicaCursor::new(st, bucket, key).await;
+    let not_found = || ApiError::not_found(format!("{bucket}@{key} not found"));
+    let ids = places(st, bucket, key);
+    let (up, down) = up_and_down(st, &ids);
     let mut failures = Failures::default();
-    while let Some(peer) = cursor.next().await {
+    let Some((primary, others)) = up.split_first() else {
+        return Err(failures.into_error(&down, not_found()));
+    };
+    let (first, sightings) = tokio::join!(
+        attempt(st, primary, bucket, key, range, metadata),
+        survey(st, bucket, key, others)
+    );
+    let mut newest = Newest::of(st, bucket, key, sightings, &mut failures);
+    match first {
+        Ok(read) if newest.version().map_or(true, |v| read.version >= v) => return Ok(read),
+        Ok(read) => {
+            tracing::warn!(event = "GET.STALE.REPLICA", bucket_id = bucket, key, peer = %read.peer, version = %read.version, newest = ?newest.version());
+        }
+        Err(Attempt::NotFound(deleted_at)) => {
+            st.replicas.remove_peer(bucket, key, &[primary.id.as_str()]);
+            if let Some(v) = deleted_at {
+                newest.saw_deletion(v);
+            }
+        }
+        Err(Attempt::Refused(e)) => return Err(e),
+        // It answered, but not with the bytes: whether it holds the key decides whether
+        // that is a failure (a broken replica) or nothing (the key is not there).
+        Err(Attempt::Failed(e)) if !e.is_no_answer() => {
+            match st.client.key_report(primary, bucket, key).await {
+                Ok(KeyReport::Absent) | Ok(KeyReport::Present { pending: true, .. }) => {}
+                Ok(KeyReport::Deleted(v)) => newest.saw_deletion(v),
+                Ok(KeyReport::Present { .. }) | Err(_) => failures.push(st, bucket, key, e),
+            }
+        }
+        Err(Attempt::Failed(e)) => failures.push(st, bucket, key, e),
+    }
+    let holders = match newest {
+        Newest::Deleted(_) => return Err(not_found()),
+        Newest::Object { holders, .. } => holders,
+        // Every place answered that it knows nothing: look once beyond the places.
+        Newest::Nothing if failures.is_empty() && down.is_empty() => {
+            let exclude: HashSet<String> = ids.iter().cloned().collect();
+            ask_all(st, bucket, key, &exclude).await
+        }
+        Newest::Nothing => Vec::new(),
+    };
+    for peer in holders {
         match attempt(st, &peer, bucket, key, range, metadata).await {
             Ok(read) => return Ok(read),
-            Err(Attempt::NotFound) => cursor.not_found(&peer),
+            Err(Attempt::NotFound(_)) => st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]),
             Err(Attempt::Refused(e)) => return Err(e),
             Err(Attempt::Failed(e)) => failures.push(st, bucket, key, e),
         }
     }
-    Err(failures.into_error(
-        cursor.down(),
-        ApiError::not_found(format!("{bucket}@{key} not found")),
-    ))
+    Err(failures.into_error(&down, not_found()))
 }
 
 fn header_value(resp: &reqwest::Response, name: header::HeaderName) -> Option<HeaderValue> {
@@ -159,6 +210,7 @@ async fn attempt(
         .filter(|v| is_sha256_hex(v))
         .map(str::to_ascii_lowercase);
     let content_length = resp.content_length();
+    let version = version_of(&resp).unwrap_or(Version::ZERO);
     let replica_metadata = resp
         .headers()
         .get(metadata_header::NAME)
@@ -177,6 +229,7 @@ async fn attempt(
             etag,
             sha256: None,
             metadata: None,
+            version,
             body: ReadBody::Stream(body),
         });
     }
@@ -234,6 +287,7 @@ async fn attempt(
         etag,
         sha256,
         metadata: replica_metadata,
+        version,
         body,
     })
 }
@@ -480,7 +534,8 @@ fn relay(
     .boxed()
 }
 
-/// Tries to read the metadata of a key from its replicas (first that answers).
+/// The metadata of the newest committed version of a key, asking all its places at once
+/// (pending metadata when nothing is committed yet).
 ///
 /// # Errors
 ///
@@ -491,16 +546,43 @@ pub(crate) async fn read_metadata(
     key: &str,
     not_found: ApiError,
 ) -> Result<(PeerView, mictlanx::model::GetMetadataResponse), ApiError> {
-    let mut cursor = ReplicaCursor::new(st, bucket, key).await;
+    let ids = places(st, bucket, key);
+    let (up, down) = up_and_down(st, &ids);
     let mut failures = Failures::default();
-    while let Some(peer) = cursor.next().await {
-        match st.client.get_metadata(&peer, bucket, key).await {
-            Ok(Some((m, _pending))) => return Ok((peer, m)),
-            Ok(None) => cursor.not_found(&peer),
-            Err(e) => failures.push(st, bucket, key, e),
+    let sightings = survey(st, bucket, key, &up).await;
+    // A key exists from its announcement on (DESIGN §2): pending metadata answers too, when
+    // no copy is committed.
+    let pending = sightings.iter().find_map(|(peer, report)| match report {
+        Ok(KeyReport::Present {
+            metadata,
+            pending: true,
+            ..
+        }) => Some((peer.clone(), (**metadata).clone())),
+        _ => None,
+    });
+    match Newest::of(st, bucket, key, sightings, &mut failures) {
+        Newest::Object {
+            holders, metadata, ..
+        } => {
+            if let Some(first) = holders.into_iter().next() {
+                return Ok((first, *metadata));
+            }
         }
+        Newest::Deleted(_) => return Err(not_found),
+        Newest::Nothing if pending.is_some() => return pending.ok_or(not_found),
+        Newest::Nothing if failures.is_empty() && down.is_empty() => {
+            let exclude: HashSet<String> = ids.iter().cloned().collect();
+            for peer in ask_all(st, bucket, key, &exclude).await {
+                match st.client.get_metadata(&peer, bucket, key).await {
+                    Ok(Some((m, _pending))) => return Ok((peer, m)),
+                    Ok(None) => {}
+                    Err(e) => failures.push(st, bucket, key, e),
+                }
+            }
+        }
+        Newest::Nothing => {}
     }
-    Err(failures.into_error(cursor.down(), not_found))
+    Err(failures.into_error(&down, not_found))
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use tokio::sync::Notify;
 use crate::config::RouterConfig;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::version::Hlc;
 
 use super::peer_client::{PeerClient, PeerError};
 use super::peers::{PeerRegistry, PeerView};
+use super::placement::{self, Candidate};
 use super::policy::PolicyEngine;
 use super::replicas::ReplicaMap;
 use super::tasks::TaskStore;
@@ -33,6 +35,8 @@ pub struct RouterState {
     pub(crate) policies: PolicyEngine,
     /// Wakes the probe loop early (a peer was just added).
     pub(crate) probe_now: Arc<Notify>,
+    /// Versions of the writes and deletes this router sends.
+    pub(crate) clock: Arc<Hlc>,
 }
 
 impl std::fmt::Debug for RouterState {
@@ -74,6 +78,7 @@ impl RouterState {
         for address in &config.peers {
             peers.add(address.clone());
         }
+        let config_id = config.id.clone();
         Ok(Self {
             tasks: TaskStore::new(config.task_ttl),
             policies: PolicyEngine::new(&config.policy),
@@ -83,6 +88,7 @@ impl RouterState {
             client,
             metrics: Metrics::new("mictlanx_router"),
             probe_now: Arc::new(Notify::new()),
+            clock: Arc::new(Hlc::new(&config_id)),
         })
     }
 
@@ -122,6 +128,15 @@ impl RouterState {
             }
         }
         errors
+    }
+
+    /// The key's placement order over every registered peer, up or down (see `placement`).
+    pub(crate) fn placement_order(&self, bucket: &str, key: &str) -> Vec<Candidate> {
+        let candidates = self.peers.candidates();
+        placement::order(&candidates, placement::key_hash(bucket, key))
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// The healthy peers; 503 when there are none.

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use mictlanx::model::PeerPutMetadataRequest;
 use rand::Rng;
+
+use crate::version::Version;
 use std::time::Instant;
 
 /// Length of a group id (the nanoid default).
@@ -51,6 +54,12 @@ pub(crate) struct UploadTask {
     pub done_peers: Vec<String>,
     /// Replicas on which `size` bytes are reserved for placement until the group ends.
     pub reserved_peers: Vec<String>,
+    /// Replicas asked for: the upload is acknowledged only once this many peers hold it.
+    pub rf: usize,
+    /// The version the replicas accepted for this write.
+    pub version: Version,
+    /// What the replicas were sent (a fallback replica is announced the same way).
+    pub metadata: PeerPutMetadataRequest,
 }
 
 struct Entry {
@@ -236,6 +245,9 @@ mod tests {
             upload_peers: vec![("peer-0".into(), id.to_string())],
             done_peers: vec![],
             reserved_peers: vec!["peer-0".into()],
+            rf: 1,
+            version: Version::ZERO,
+            metadata: Default::default(),
         }
     }
 

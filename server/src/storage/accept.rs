@@ -6,10 +6,11 @@ use std::time::SystemTime;
 use mictlanx::model::Metadata;
 
 use super::meta::{
-    encode, get_object, get_pending, get_pending_of_key, object_key, same_content, PendingRecord,
-    OBJECTS, PENDING, PENDING_BY_KEY,
+    encode, get_object, get_pending, get_pending_of_key, get_tombstone, object_key, same_content,
+    PendingRecord, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
 use super::{epoch_ms, Store, StoreError};
+use crate::version::Version;
 
 /// The task id answered when a put changed only metadata and no upload is needed (the
 /// legacy peer's convention, which MictlanX clients understand).
@@ -24,6 +25,11 @@ pub struct NewPut {
     pub task_id: Option<String>,
     /// `Update: 1`: the put may replace a committed key with other content.
     pub update: bool,
+    /// The version of this write (from the router); `None` takes one from the store's clock.
+    pub version: Option<Version>,
+    /// Replicas the writer asked for (0: not said), kept so that repair knows how many
+    /// copies the key should have.
+    pub replication_factor: u32,
 }
 
 /// What accepting metadata did.
@@ -60,11 +66,16 @@ impl Store {
     ///   updated in place instead ([`PutOutcome::UpdatedInPlace`]).
     /// - A key has at most one pending upload: a new one replaces the old (whose upload then
     ///   fails with "task not found").
+    /// - Versions: a write older than what the store has of the key (its committed version,
+    ///   its tombstone, or a pending upload of another write) is refused as stale; a deleted
+    ///   key (tombstone) counts as absent for newer writes. The same write again (same
+    ///   version, same bytes, already committed) needs no upload.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Exists`] (409), [`StoreError::TaskInUse`] (409) when the task id belongs
-    /// to a pending upload of another key, [`StoreError::NoSpace`] (507), or an internal error.
+    /// [`StoreError::Exists`] (409), [`StoreError::Stale`] (409, with the version to beat),
+    /// [`StoreError::TaskInUse`] (409) when the task id belongs to a pending upload of
+    /// another key, [`StoreError::NoSpace`] (507), or an internal error.
     pub async fn put_metadata(&self, put: NewPut) -> Result<PutOutcome, StoreError> {
         self.blocking(move |s| s.accept_blocking(put, SystemTime::now()))
             .await
@@ -75,12 +86,20 @@ impl Store {
             metadata,
             task_id,
             update,
+            version,
+            replication_factor,
         } = put;
+        let version = self.version_of(version);
         let now_ms = epoch_ms(now);
         let db_key = object_key(&metadata.bucket_id, &metadata.key);
         let exists = || StoreError::Exists {
             bucket_id: metadata.bucket_id.clone(),
             key: metadata.key.clone(),
+        };
+        let stale = |current| StoreError::Stale {
+            bucket_id: metadata.bucket_id.clone(),
+            key: metadata.key.clone(),
+            current,
         };
         // A pending record is not worth an fsync: if a crash loses it, the upload answers
         // "task not found" and the client starts over from the metadata request. It reaches
@@ -89,10 +108,25 @@ impl Store {
             let mut objects = txn.open_table(OBJECTS)?;
             let mut pending = txn.open_table(PENDING)?;
             let mut by_key = txn.open_table(PENDING_BY_KEY)?;
+            let tombstone = get_tombstone(&txn.open_table(TOMBSTONES)?, &db_key)?;
+            if let Some(t) = tombstone.filter(|t| t.version >= version) {
+                return Err(stale(t.version));
+            }
 
             if let Some(mut obj) = get_object(&objects, &db_key)? {
+                if obj.version == version && same_content(&obj.metadata, &metadata) {
+                    // This very write is committed already (a router retrying it).
+                    return Ok(PutOutcome::UpdatedInPlace);
+                }
+                if obj.version >= version {
+                    return Err(stale(obj.version));
+                }
                 if same_content(&obj.metadata, &metadata) {
                     if update {
+                        obj.version = version;
+                        if replication_factor > 0 {
+                            obj.replication_factor = replication_factor;
+                        }
                         obj.metadata.tags = metadata.tags.clone();
                         obj.metadata.content_type = metadata.content_type.clone();
                         obj.metadata.is_disabled = metadata.is_disabled;
@@ -106,7 +140,12 @@ impl Store {
                 }
             }
             let current = get_pending_of_key(&by_key, &pending, &db_key)?;
-            if let Some((_, rec)) = &current {
+            if let Some((pending_task, rec)) = &current {
+                // A newer write is on its way: this one lost. The same group again (a router
+                // retry under the same task id) may replace its own pending upload.
+                if rec.version > version && task_id.as_deref() != Some(pending_task.as_str()) {
+                    return Err(stale(rec.version));
+                }
                 if !update && !same_content(&rec.metadata, &metadata) {
                     return Err(exists());
                 }
@@ -144,6 +183,8 @@ impl Store {
                 metadata: metadata.clone(),
                 created_at_ms: now_ms,
                 update,
+                version,
+                replication_factor,
             };
             pending.insert(task_id.as_str(), encode(&task_id, &record)?.as_slice())?;
             by_key.insert(db_key.as_str(), task_id.as_str())?;

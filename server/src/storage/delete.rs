@@ -5,11 +5,24 @@
 
 use redb::ReadableTable;
 
+use redb::Table;
+
 use super::meta::{
-    bucket_range, decode, get_object, get_pending_of_key, object_key, ObjectRecord, PendingRecord,
-    INLINE, OBJECTS, PENDING, PENDING_BY_KEY,
+    bucket_range, decode, encode, get_object, get_pending_of_key, get_tombstone, object_key,
+    ObjectRecord, PendingRecord, Tombstone, INLINE, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
-use super::{Store, StoreError};
+use super::{epoch_ms, Store, StoreError};
+use crate::version::Version;
+
+/// How a delete is applied (see [`Store::delete_key_at`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// The version of the delete (from the router); `None` takes one from the store's clock.
+    pub version: Option<Version>,
+    /// Record a tombstone even when the key is not here (the router asks this of the peers
+    /// that should hold the key, so that an older copy cannot be placed there later).
+    pub tombstone_always: bool,
+}
 
 impl Store {
     /// Deletes `bucket_id@key`: the committed object and any pending upload of it.
@@ -19,26 +32,55 @@ impl Store {
     ///
     /// Internal errors only.
     pub async fn delete_key(&self, bucket_id: &str, key: &str) -> Result<u64, StoreError> {
+        self.delete_key_at(bucket_id, key, Deletion::default())
+            .await
+    }
+
+    /// Deletes `bucket_id@key` as of a version: what is older than the delete goes (the
+    /// committed object, a pending upload), a newer write stays, and a tombstone records the
+    /// delete when something went or [`Deletion::tombstone_always`] asks for one. Returns 1
+    /// when something was deleted, else 0.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn delete_key_at(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        deletion: Deletion,
+    ) -> Result<u64, StoreError> {
         let db_key = object_key(bucket_id, key);
         self.blocking(move |s| {
+            let version = s.version_of(deletion.version);
+            let now_ms = epoch_ms(std::time::SystemTime::now());
             let removed = s.write(|txn, delta| {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let mut pending = txn.open_table(PENDING)?;
                 let mut by_key = txn.open_table(PENDING_BY_KEY)?;
                 let mut inline = txn.open_table(INLINE)?;
-                let obj = get_object(&objects, &db_key)?;
+                let obj = get_object(&objects, &db_key)?.filter(|o| o.version < version);
                 if let Some(obj) = &obj {
                     objects.remove(db_key.as_str())?;
                     inline.remove(db_key.as_str())?;
                     delta.remove_object(obj.stored_size);
                 }
-                let pend = get_pending_of_key(&by_key, &pending, &db_key)?;
+                let pend = get_pending_of_key(&by_key, &pending, &db_key)?
+                    .filter(|(_, rec)| rec.version < version);
                 if let Some((task_id, rec)) = &pend {
                     pending.remove(task_id.as_str())?;
                     delta.remove_pending(rec.metadata.size);
+                    by_key.remove(db_key.as_str())?;
                 }
-                // Drop the index entry even if it dangled.
-                by_key.remove(db_key.as_str())?;
+                let ball_id = obj
+                    .as_ref()
+                    .map(|o| o.metadata.ball_id.clone())
+                    .or_else(|| pend.as_ref().map(|(_, p)| p.metadata.ball_id.clone()));
+                if ball_id.is_some() || deletion.tombstone_always {
+                    let mut tombstones = txn.open_table(TOMBSTONES)?;
+                    let ball_id = ball_id.unwrap_or_default();
+                    record_tombstone(&mut tombstones, &db_key, version, now_ms, ball_id)?;
+                }
                 Ok((obj, pend.is_some()))
             })?;
             let (obj, had_pending) = removed;
@@ -56,10 +98,27 @@ impl Store {
     ///
     /// Internal errors only.
     pub async fn delete_ball(&self, bucket_id: &str, ball_id: &str) -> Result<u64, StoreError> {
+        self.delete_ball_at(bucket_id, ball_id, None).await
+    }
+
+    /// [`Store::delete_ball`] as of a version: keys of the ball written after it stay, and
+    /// each deleted key gets a tombstone.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn delete_ball_at(
+        &self,
+        bucket_id: &str,
+        ball_id: &str,
+        version: Option<Version>,
+    ) -> Result<u64, StoreError> {
         let range = bucket_range(bucket_id);
         let bucket = bucket_id.to_string();
         let ball = ball_id.to_string();
         self.blocking(move |s| {
+            let version = s.version_of(version);
+            let now_ms = epoch_ms(std::time::SystemTime::now());
             let files = s.write(|txn, delta| {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let mut pending = txn.open_table(PENDING)?;
@@ -69,7 +128,7 @@ impl Store {
                 for entry in objects.range(range.start.as_str()..range.end.as_str())? {
                     let (k, v) = entry?;
                     let rec: ObjectRecord = decode(k.value(), v.value())?;
-                    if rec.metadata.ball_id == ball {
+                    if rec.metadata.ball_id == ball && rec.version < version {
                         doomed.push((k.value().to_string(), rec));
                     }
                 }
@@ -77,7 +136,10 @@ impl Store {
                 for entry in pending.iter()? {
                     let (k, v) = entry?;
                     let rec: PendingRecord = decode(k.value(), v.value())?;
-                    if rec.metadata.bucket_id == bucket && rec.metadata.ball_id == ball {
+                    if rec.metadata.bucket_id == bucket
+                        && rec.metadata.ball_id == ball
+                        && rec.version < version
+                    {
                         doomed_pending.push((k.value().to_string(), rec));
                     }
                 }
@@ -94,6 +156,10 @@ impl Store {
                     let db_key = object_key(&rec.metadata.bucket_id, &rec.metadata.key);
                     by_key.remove(db_key.as_str())?;
                     keys.insert(db_key);
+                }
+                let mut tombstones = txn.open_table(TOMBSTONES)?;
+                for db_key in &keys {
+                    record_tombstone(&mut tombstones, db_key, version, now_ms, ball.clone())?;
                 }
                 let files: Vec<String> = doomed
                     .into_iter()
@@ -192,6 +258,26 @@ impl Store {
     }
 }
 
+/// Records that `db_key` was deleted at `version`, unless a newer delete is recorded.
+fn record_tombstone(
+    tombstones: &mut Table<&'static str, &'static [u8]>,
+    db_key: &str,
+    version: Version,
+    now_ms: u64,
+    ball_id: String,
+) -> Result<(), StoreError> {
+    if get_tombstone(tombstones, db_key)?.is_some_and(|t| t.version >= version) {
+        return Ok(());
+    }
+    let tombstone = Tombstone {
+        version,
+        deleted_at_ms: now_ms,
+        ball_id,
+    };
+    tombstones.insert(db_key, encode(db_key, &tombstone)?.as_slice())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -206,7 +292,10 @@ mod tests {
         p.update = true;
         store.put_metadata(p).await.unwrap();
         assert_eq!(store.delete_key("b", "k").await.unwrap(), 1);
-        assert_eq!(store.key_state("b", "k").await.unwrap(), KeyState::Absent);
+        assert!(matches!(
+            store.key_state("b", "k").await.unwrap(),
+            KeyState::Deleted(_)
+        ));
         assert!(files_under(&dir.path().join("objects")).is_empty());
         assert_eq!(store.usage().used(), 0);
         assert_eq!(store.usage().objects, 0);

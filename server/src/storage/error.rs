@@ -23,6 +23,16 @@ pub enum StoreError {
         /// Key.
         key: String,
     },
+    /// The key was deleted; its tombstone says when (answered as 404, with the version).
+    #[error("{bucket_id}@{key} not found (deleted)")]
+    Deleted {
+        /// Bucket id.
+        bucket_id: String,
+        /// Key.
+        key: String,
+        /// The version of the delete.
+        version: crate::version::Version,
+    },
     /// The key's metadata was accepted but its bytes have not arrived.
     #[error("{bucket_id}@{key} has no data yet (upload pending)")]
     Pending {
@@ -62,6 +72,17 @@ pub enum StoreError {
         bucket_id: String,
         /// Key.
         key: String,
+    },
+    /// A newer write (or delete) of the key is already here: this one lost (last writer
+    /// wins). The writer may retry with a version newer than `current`.
+    #[error("{bucket_id}@{key} has a newer version here ({current}); this write is older")]
+    Stale {
+        /// Bucket id.
+        bucket_id: String,
+        /// Key.
+        key: String,
+        /// The newest version the store has of the key.
+        current: crate::version::Version,
     },
     /// The object does not fit in the remaining capacity.
     #[error("peer {peer_id} has no space: needs {needs} bytes, {free} free")]
@@ -148,10 +169,12 @@ impl StoreError {
     pub fn status(&self) -> StatusCode {
         use StoreError::*;
         match self {
-            NotFound { .. } | Pending { .. } | Disabled { .. } | TaskNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            TaskBusy(_) | TaskInUse { .. } | Exists { .. } => StatusCode::CONFLICT,
+            NotFound { .. }
+            | Deleted { .. }
+            | Pending { .. }
+            | Disabled { .. }
+            | TaskNotFound(_) => StatusCode::NOT_FOUND,
+            TaskBusy(_) | TaskInUse { .. } | Exists { .. } | Stale { .. } => StatusCode::CONFLICT,
             NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
             BodyTooLong { .. }
             | BodyTooShort { .. }
@@ -177,6 +200,13 @@ impl From<StoreError> for ApiError {
             | StoreError::Db(_)
             | StoreError::Record { .. }
             | StoreError::Worker(_) => ApiError::internal("storage", &e),
+            // A router tells a deletion from a key never seen by these headers.
+            StoreError::Deleted { version, .. } => {
+                crate::version::tombstone_answer(ApiError::new(e.status(), e.to_string()), version)
+            }
+            // The writer learns the version to beat from the header.
+            StoreError::Stale { current, .. } => ApiError::new(e.status(), e.to_string())
+                .with_header(crate::version::VERSION_HEADER, current.header_value()),
             // Corruption is logged (CORRUPT.OBJECT) where it is found; the message names only
             // the object, so it is safe to send.
             other => ApiError::new(other.status(), other.to_string()),

@@ -127,7 +127,7 @@ async fn deletes_remove_the_bytes_and_reopen_finds_what_was_committed() {
     assert_eq!(read_all(&store, "b", "keep").await.unwrap(), b"kept bytes");
     assert!(matches!(
         store.key_state("b", "gone").await.unwrap(),
-        KeyState::Absent
+        KeyState::Deleted(_)
     ));
     assert_eq!(store.usage().objects, 1);
     assert_eq!(store.usage().committed_bytes, 10);

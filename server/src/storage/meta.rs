@@ -6,12 +6,16 @@
 //! - [`PENDING`]: task id → [`PendingRecord`], metadata whose bytes have not arrived.
 //! - [`PENDING_BY_KEY`]: `bucket_id\0key` → task id, at most one pending upload per key.
 //! - [`INLINE`]: `bucket_id\0key` → the bytes of a small object kept in the database.
+//! - [`TOMBSTONES`]: `bucket_id\0key` → [`Tombstone`], the version at which a key was
+//!   deleted, so that an older copy elsewhere cannot bring it back.
 //!
 //! Bucket ids and keys are sanitised (letters, digits, `-`, `_`), so `\0` never occurs in
 //! them and all keys of a bucket form the contiguous range `bucket\0 .. bucket\x01`.
 
 use mictlanx::model::Metadata;
 use redb::{ReadableTable, TableDefinition};
+
+use crate::version::Version;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +30,8 @@ pub(crate) const PENDING_BY_KEY: TableDefinition<&str, &str> =
     TableDefinition::new("pending_by_key");
 /// Bytes of small objects (`ObjectRecord::inline`): `bucket_id\0key` → bytes.
 pub(crate) const INLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("inline");
+/// Deleted keys: `bucket_id\0key` → JSON [`Tombstone`].
+pub(crate) const TOMBSTONES: TableDefinition<&str, &[u8]> = TableDefinition::new("tombstones");
 
 /// A committed object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +55,26 @@ pub struct ObjectRecord {
     /// of a file (small objects: no file, no per-object fsync).
     #[serde(default)]
     pub inline: bool,
+    /// The version of the write that stored these bytes (or last changed this metadata);
+    /// [`Version::ZERO`] for records written before versions existed.
+    #[serde(default)]
+    pub version: Version,
+    /// Replicas its writer asked for (0: not said).
+    #[serde(default)]
+    pub replication_factor: u32,
+}
+
+/// A deleted key: the version of the delete, newer than every version it removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The version of the delete.
+    pub version: Version,
+    /// When the delete was applied here (ms since the Unix epoch).
+    pub deleted_at_ms: u64,
+    /// The ball the deleted key belonged to (empty when the key was not here), so that
+    /// ball listings can show the deletion too.
+    #[serde(default)]
+    pub ball_id: String,
 }
 
 /// Metadata accepted by a put whose bytes have not arrived yet.
@@ -60,6 +86,12 @@ pub struct PendingRecord {
     pub created_at_ms: u64,
     /// Whether the put carried `Update: 1` (may replace a committed version).
     pub update: bool,
+    /// The version of the write; it commits only while it is the newest of its key.
+    #[serde(default)]
+    pub version: Version,
+    /// Replicas its writer asked for (0: not said).
+    #[serde(default)]
+    pub replication_factor: u32,
 }
 
 /// The database key of `bucket@key`.
@@ -96,10 +128,26 @@ pub(crate) fn get_object(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     db_key: &str,
 ) -> Result<Option<ObjectRecord>, StoreError> {
+    get_json(table, db_key)
+}
+
+/// The JSON record under `db_key` of a table, decoded, if any.
+fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    db_key: &str,
+) -> Result<Option<T>, StoreError> {
     match table.get(db_key)? {
         Some(guard) => decode(db_key, guard.value()).map(Some),
         None => Ok(None),
     }
+}
+
+/// The tombstone of `db_key`, if any.
+pub(crate) fn get_tombstone(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    db_key: &str,
+) -> Result<Option<Tombstone>, StoreError> {
+    get_json(table, db_key)
 }
 
 /// The pending record of `task_id`, if any.
@@ -107,10 +155,7 @@ pub(crate) fn get_pending(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     task_id: &str,
 ) -> Result<Option<PendingRecord>, StoreError> {
-    match table.get(task_id)? {
-        Some(guard) => decode(task_id, guard.value()).map(Some),
-        None => Ok(None),
-    }
+    get_json(table, task_id)
 }
 
 /// The pending upload of `db_key` (its task id and record), if any.

@@ -36,6 +36,8 @@ mod read;
 mod recovery;
 mod upload;
 mod usage;
+#[cfg(test)]
+mod version_tests;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -45,14 +47,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redb::{Database, WriteTransaction};
 
 pub use accept::{NewPut, PutOutcome};
+pub use delete::Deletion;
 pub use error::{OpenError, StoreError};
-pub use meta::{ObjectRecord, PendingRecord};
-pub use query::KeyState;
+pub use meta::{ObjectRecord, PendingRecord, Tombstone};
+pub use query::{KeyState, VersionEntry};
 pub use range::{parse_range, ByteRange, RangeSpec};
 pub use read::{ObjectRead, ObjectStream};
 pub use upload::StoredObject;
 pub use usage::UsageSnapshot;
 
+use crate::version::{Hlc, Version};
 use batch::WriteBatcher;
 use files::Files;
 use usage::{Usage, UsageDelta};
@@ -136,6 +140,8 @@ struct Inner {
     batcher: WriteBatcher,
     /// Task ids whose bytes are being uploaded right now.
     active: Arc<Mutex<HashSet<String>>>,
+    /// Versions for writes that arrive without one (a client talking to the peer directly).
+    clock: Hlc,
 }
 
 impl std::fmt::Debug for Store {
@@ -183,6 +189,7 @@ impl Store {
             txn.open_table(meta::PENDING)?;
             txn.open_table(meta::PENDING_BY_KEY)?;
             txn.open_table(meta::INLINE)?;
+            txn.open_table(meta::TOMBSTONES)?;
             txn.commit()?;
             Ok(())
         };
@@ -196,12 +203,13 @@ impl Store {
         let report = recovery::recover(&files, &db).map_err(OpenError::Recovery)?;
         let store = Store {
             inner: Arc::new(Inner {
-                config,
                 files,
                 db,
                 usage: Usage::default(),
                 batcher: WriteBatcher::default(),
                 active: Arc::default(),
+                clock: Hlc::new(&config.name),
+                config,
             }),
         };
         store.inner.usage.reset(report.usage);
@@ -280,6 +288,18 @@ impl Store {
         inner.batcher.write(&inner.db, &inner.usage, false, f)
     }
 
+    /// The version of a write: the one it came with (which the store's clock then stays
+    /// ahead of), or a fresh one from that clock.
+    fn version_of(&self, given: Option<Version>) -> Version {
+        match given {
+            Some(v) => {
+                self.inner.clock.observe(v);
+                v
+            }
+            None => self.inner.clock.now(),
+        }
+    }
+
     /// Makes every change committed so far durable (one durable commit of nothing).
     fn sync(&self) -> Result<(), StoreError> {
         self.write(|_, _| Ok(()))
@@ -336,6 +356,8 @@ pub(crate) mod test_support {
             metadata: meta,
             task_id: None,
             update: false,
+            version: None,
+            replication_factor: 0,
         }
     }
 

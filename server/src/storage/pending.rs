@@ -36,6 +36,30 @@ impl Store {
         Ok(expired.len())
     }
 
+    /// Drops the pending upload `task_id` if it is one of `bucket_id@key` (an announcement
+    /// withdrawn by its router); the key's committed version, if any, stays. Returns how
+    /// many were dropped (0 or 1).
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn withdraw_pending(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        task_id: &str,
+    ) -> Result<u64, StoreError> {
+        let (bucket_id, key, task_id) =
+            (bucket_id.to_string(), key.to_string(), task_id.to_string());
+        self.blocking(move |s| {
+            let dropped = s.drop_pending_where(|t, rec| {
+                t == task_id && rec.metadata.bucket_id == bucket_id && rec.metadata.key == key
+            })?;
+            Ok(dropped.len() as u64)
+        })
+        .await
+    }
+
     /// Drops every pending upload (`DELETE /api/v4/tasks`). Returns how many.
     ///
     /// # Errors

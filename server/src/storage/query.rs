@@ -4,10 +4,28 @@ use mictlanx::model::Metadata;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::meta::{
-    bucket_range, decode, get_object, get_pending_of_key, object_key, ObjectRecord, PendingRecord,
-    OBJECTS, PENDING, PENDING_BY_KEY,
+    bucket_range, decode, get_object, get_pending_of_key, get_tombstone, object_key, ObjectRecord,
+    PendingRecord, Tombstone, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
 use super::{Store, StoreError};
+use crate::version::Version;
+
+/// One key of [`Store::versions_page`]: the version of its copy, or of its deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// Bucket id.
+    pub bucket_id: String,
+    /// Key.
+    pub key: String,
+    /// The version.
+    pub version: Version,
+    /// A tombstone rather than a copy.
+    pub deleted: bool,
+    /// Bytes of the copy (0 for a tombstone).
+    pub size: u64,
+    /// Replicas its writer asked for (0: not said).
+    pub replication_factor: u32,
+}
 
 /// What the store knows about one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +34,8 @@ pub enum KeyState {
     Committed(ObjectRecord),
     /// Metadata accepted, bytes not yet arrived.
     Pending(PendingRecord),
+    /// Deleted: only its tombstone is left.
+    Deleted(Tombstone),
     /// Unknown.
     Absent,
 }
@@ -52,6 +72,123 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` keys after `after` (a `(bucket_id, key)`; `None`: from the first), in
+    /// key order, each with the version of its copy or of its tombstone; and whether more
+    /// follow. A key with both (a tombstone older than its copy cannot stay, so this is only
+    /// a window between two commits) is listed once, with the newer of the two.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn versions_page(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<(Vec<VersionEntry>, bool), StoreError> {
+        self.blocking(move |s| {
+            let txn = s.db().begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            let tombstones = txn.open_table(TOMBSTONES)?;
+            let start = after.map(|(b, k)| object_key(&b, &k));
+            let mut merged: std::collections::BTreeMap<String, VersionEntry> = Default::default();
+            // Each table gives at most `limit + 1` keys past the cursor; the first `limit`
+            // of their union are the page, and anything beyond means more follow.
+            let take = limit.saturating_add(1);
+            let past = |k: &str| start.as_deref().map_or(true, |s| k > s);
+            let range = |t: &redb::ReadOnlyTable<&'static str, &'static [u8]>| -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+                let iter = match &start {
+                    Some(s) => t.range::<&str>(s.as_str()..)?,
+                    None => t.range::<&str>(..)?,
+                };
+                let mut out = Vec::new();
+                for entry in iter {
+                    let (k, v) = entry?;
+                    if !past(k.value()) {
+                        continue;
+                    }
+                    out.push((k.value().to_string(), v.value().to_vec()));
+                    if out.len() >= take {
+                        break;
+                    }
+                }
+                Ok(out)
+            };
+            for (db_key, bytes) in range(&objects)? {
+                let rec: ObjectRecord = decode(&db_key, &bytes)?;
+                let entry = VersionEntry {
+                    bucket_id: rec.metadata.bucket_id,
+                    key: rec.metadata.key,
+                    version: rec.version,
+                    deleted: false,
+                    size: rec.stored_size,
+                    replication_factor: rec.replication_factor,
+                };
+                merged.insert(db_key, entry);
+            }
+            for (db_key, bytes) in range(&tombstones)? {
+                let t: Tombstone = decode(&db_key, &bytes)?;
+                if merged.get(&db_key).is_some_and(|e| e.version >= t.version) {
+                    continue;
+                }
+                let (bucket_id, key) = db_key.split_once('\0').unwrap_or(("", ""));
+                let entry = VersionEntry {
+                    bucket_id: bucket_id.to_string(),
+                    key: key.to_string(),
+                    version: t.version,
+                    deleted: true,
+                    size: 0,
+                    replication_factor: 0,
+                };
+                merged.insert(db_key, entry);
+            }
+            let more = merged.len() > limit;
+            Ok((merged.into_values().take(limit).collect(), more))
+        })
+        .await
+    }
+
+    /// The tombstones of a bucket's deleted keys, by key, in key order.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn bucket_tombstones(
+        &self,
+        bucket_id: &str,
+    ) -> Result<Vec<(String, Tombstone)>, StoreError> {
+        let range = bucket_range(bucket_id);
+        self.blocking(move |s| {
+            let txn = s.db().begin_read()?;
+            let table = txn.open_table(TOMBSTONES)?;
+            let mut out = Vec::new();
+            for entry in table.range(range.start.as_str()..range.end.as_str())? {
+                let (k, v) = entry?;
+                let key = k.value().split_once('\0').map_or("", |(_, key)| key);
+                out.push((key.to_string(), decode(k.value(), v.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The committed objects of `ball_id` in a bucket (unordered), and the tombstones of its
+    /// deleted keys, by key.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn ball_state(
+        &self,
+        bucket_id: &str,
+        ball_id: &str,
+    ) -> Result<(Vec<ObjectRecord>, Vec<(String, Tombstone)>), StoreError> {
+        let mut objects = self.bucket_objects(bucket_id).await?;
+        objects.retain(|o| o.metadata.ball_id == ball_id);
+        let mut tombstones = self.bucket_tombstones(bucket_id).await?;
+        tombstones.retain(|(_, t)| t.ball_id == ball_id);
+        Ok((objects, tombstones))
+    }
+
     /// Metadata of the committed keys of `ball_id` in a bucket, ordered by their `index` tag
     /// (numerically; keys without one last) and then by key.
     ///
@@ -70,11 +207,7 @@ impl Store {
             .map(|o| o.metadata)
             .filter(|m| m.ball_id == ball_id)
             .collect();
-        balls.sort_by(|a, b| {
-            let ia = a.index().unwrap_or(u64::MAX);
-            let ib = b.index().unwrap_or(u64::MAX);
-            ia.cmp(&ib).then_with(|| a.key.cmp(&b.key))
-        });
+        mictlanx::model::sort_chunks(&mut balls);
         Ok(balls)
     }
 
@@ -126,8 +259,11 @@ pub(super) fn key_state_in(txn: &ReadTransaction, db_key: &str) -> Result<KeySta
     }
     let by_key = txn.open_table(PENDING_BY_KEY)?;
     let pending = txn.open_table(PENDING)?;
-    Ok(match get_pending_of_key(&by_key, &pending, db_key)? {
-        Some((_, rec)) => KeyState::Pending(rec),
+    if let Some((_, rec)) = get_pending_of_key(&by_key, &pending, db_key)? {
+        return Ok(KeyState::Pending(rec));
+    }
+    Ok(match get_tombstone(&txn.open_table(TOMBSTONES)?, db_key)? {
+        Some(t) => KeyState::Deleted(t),
         None => KeyState::Absent,
     })
 }

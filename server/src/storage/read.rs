@@ -139,6 +139,13 @@ impl Store {
                         key: key.to_string(),
                     })
                 }
+                KeyState::Deleted(t) => {
+                    return Err(StoreError::Deleted {
+                        bucket_id: bucket_id.to_string(),
+                        key: key.to_string(),
+                        version: t.version,
+                    })
+                }
                 KeyState::Absent => return Err(not_found()),
             };
             if record.metadata.is_disabled {

@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 
 use super::files::{Files, TempFile};
 use super::meta::{
-    encode, get_object, get_pending, object_key, same_content, ObjectRecord, PendingRecord, INLINE,
-    OBJECTS, PENDING, PENDING_BY_KEY,
+    encode, get_object, get_pending, get_tombstone, object_key, same_content, ObjectRecord,
+    PendingRecord, INLINE, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
 use super::{epoch_ms, Store, StoreError};
 
@@ -318,14 +318,31 @@ impl Store {
             // The pending record must still be the one this upload started from: it may have
             // been deleted, expired or replaced by a newer put meanwhile. Its metadata may have
             // changed in place (disabled), so the current one is what gets committed.
+            let mut tombstones = txn.open_table(TOMBSTONES)?;
             let current = get_pending(&pending, &ticket.task_id)?
                 .filter(|p| {
                     p.created_at_ms == started.created_at_ms
+                        && p.version == started.version
                         && same_content(&p.metadata, &started.metadata)
                 })
                 .ok_or_else(|| StoreError::TaskNotFound(ticket.task_id.clone()))?;
+            let version = current.version;
+            let replication_factor = current.replication_factor;
             let meta = current.metadata;
             let old = get_object(&objects, &db_key)?;
+            // A newer write or delete committed meanwhile: this version lost (its pending
+            // record stays for the expiry sweep, and its file is dropped with `published`).
+            let newest = old
+                .as_ref()
+                .map(|o| o.version)
+                .max(get_tombstone(&tombstones, &db_key)?.map(|t| t.version));
+            if let Some(current) = newest.filter(|v| *v >= version) {
+                return Err(StoreError::Stale {
+                    bucket_id: meta.bucket_id.clone(),
+                    key: meta.key.clone(),
+                    current,
+                });
+            }
             if let Some(old) = &old {
                 if !current.update && !same_content(&old.metadata, &meta) {
                     return Err(StoreError::Exists {
@@ -343,8 +360,11 @@ impl Store {
                 created_at_ms: old.as_ref().map_or(now_ms, |o| o.created_at_ms),
                 updated_at_ms: now_ms,
                 inline: inline_bytes.is_some(),
+                version,
+                replication_factor,
             };
             objects.insert(db_key.as_str(), encode(&db_key, &record)?.as_slice())?;
+            tombstones.remove(db_key.as_str())?;
             match &inline_bytes {
                 Some(bytes) => {
                     inline.insert(db_key.as_str(), bytes.as_slice())?;
@@ -715,7 +735,7 @@ mod tests {
         assert!(matches!(err, StoreError::TaskNotFound(_)));
         assert!(matches!(
             store.key_state("b", "k").await.unwrap(),
-            KeyState::Absent
+            KeyState::Deleted(_)
         ));
         assert!(files_under(&dir.path().join("objects")).is_empty());
         assert!(files_under(&dir.path().join("tmp")).is_empty());

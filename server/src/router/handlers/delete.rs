@@ -2,8 +2,9 @@
 //!
 //! Deletes go to every healthy peer rather than to the replicas the map knows: a peer
 //! without the key answers 404 cheaply, and a replica written through another router is not
-//! missed. A replica on a peer that is down is not deleted (it is logged); it reappears in
-//! the map when that peer comes back.
+//! missed. Each delete carries a version; the peers keep a tombstone of it, so a replica on
+//! a peer that was down during the delete, older than the tombstone, is never served again
+//! (reads and listings take the newest version of each key).
 
 use std::time::Instant;
 
@@ -14,9 +15,11 @@ use mictlanx::id::{validate, IdKind};
 use mictlanx::model::{DeletedByBallIdResponse, DeletedByKeyResponse};
 
 use crate::error::{ApiError, ApiPath};
+use crate::storage::Deletion;
+use crate::version::Version;
 
 use super::super::headers::{flag, FORCE};
-use super::super::lookup::locate;
+use super::super::lookup::{locate, places};
 use super::super::peers::PeerView;
 use super::super::state::RouterState;
 use super::{all_refused, bucket_and_key};
@@ -42,11 +45,14 @@ pub(crate) async fn delete_key_in(
     let (bucket, key) = bucket_and_key(bucket, key)?;
     let force = flag(headers, FORCE, true);
     let peers = st.require_healthy()?;
-    let down: Vec<String> = st
-        .replicas
-        .get(&bucket, &key)
-        .into_iter()
-        .filter(|id| !peers.iter().any(|p| &p.id == id))
+    let version = st.clock.now();
+    // The key's places record the delete even where they hold nothing, so that a copy
+    // placed there later (by repair or a returning peer) is refused as older.
+    let places = places(st, &bucket, &key);
+    let down: Vec<String> = places
+        .iter()
+        .filter(|id| !peers.iter().any(|p| &p.id == *id))
+        .cloned()
         .collect();
     let mut n_deletes = 0i64;
     let mut deleted = Vec::new();
@@ -54,7 +60,13 @@ pub(crate) async fn delete_key_in(
     let errors = st
         .ask_each(
             &peers,
-            |p| st.client.delete(p, &bucket, &key, force),
+            |p| {
+                let deletion = Deletion {
+                    version: Some(version),
+                    tombstone_always: places.contains(&p.id),
+                };
+                st.client.delete(p, &bucket, &key, force, deletion)
+            },
             |peer, answer| {
                 if let Some(n) = answer {
                     // A peer that does not send `n-deletes` still deleted one replica.
@@ -67,6 +79,8 @@ pub(crate) async fn delete_key_in(
         .await;
     st.replicas.remove_peer(&bucket, &key, &settled);
     if deleted.is_empty() {
+        // A place that is down may still hold an older copy; the tombstones the others
+        // recorded win over it wherever it shows up again, so the key is gone all the same.
         if errors.is_empty() {
             return Err(ApiError::not_found(format!("{bucket}@{key} not found")));
         }
@@ -84,6 +98,7 @@ pub(crate) async fn delete_key_in(
         bucket_id = %bucket,
         key = %key,
         n_deletes,
+        %version,
         peers = ?deleted,
         response_time = started.elapsed().as_secs_f64()
     );
@@ -102,11 +117,12 @@ pub(crate) async fn delete_ball(
     let ball = validate(IdKind::Ball, &ball)?;
     let force = flag(&headers, FORCE, true);
     let peers = st.require_healthy()?;
+    let version = st.clock.now();
     let mut n_deletes = 0i64;
     let errors = st
         .ask_each(
             &peers,
-            |p| delete_ball_on(&st, p, &bucket, &ball, force),
+            |p| delete_ball_on(&st, p, &bucket, &ball, force, version),
             |_, n| n_deletes += n,
         )
         .await;
@@ -138,6 +154,7 @@ async fn delete_ball_on(
     bucket: &str,
     ball: &str,
     force: bool,
+    version: Version,
 ) -> Result<i64, super::super::peer_client::PeerError> {
     let keys: Vec<String> = st
         .client
@@ -145,7 +162,10 @@ async fn delete_ball_on(
         .await?
         .map(|g| g.balls.into_iter().map(|m| m.key).collect())
         .unwrap_or_default();
-    let n = st.client.delete_ball(peer, bucket, ball, force).await?;
+    let n = st
+        .client
+        .delete_ball(peer, bucket, ball, force, version)
+        .await?;
     for key in &keys {
         st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
     }

@@ -7,7 +7,7 @@ use mictlanx::model::{BallMetadata, RouterBucketMetadata};
 
 use crate::error::{ApiError, ApiPath};
 
-use super::super::listing::{ball_metadata, latest_per_key};
+use super::super::listing::{ball_metadata, Merge};
 use super::super::state::RouterState;
 use super::all_refused;
 
@@ -19,7 +19,7 @@ pub(crate) async fn ball_chunks(
     let bucket = validate(IdKind::Bucket, &bucket)?;
     let ball = validate(IdKind::Ball, &ball)?;
     let peers = st.require_healthy()?;
-    let mut records = Vec::new();
+    let mut merged = Merge::default();
     let errors = st
         .ask_each(
             &peers,
@@ -30,12 +30,13 @@ pub(crate) async fn ball_chunks(
                     for k in keys {
                         st.replicas.add(&bucket, k, &[peer.id.as_str()]);
                     }
-                    records.extend(group.balls);
+                    merged.add_listing(group.balls, &group.versions, &group.tombstones);
                 }
             },
         )
         .await;
-    if records.is_empty() {
+    let ball_metadata = ball_metadata(&bucket, &ball, merged);
+    if ball_metadata.chunks.is_empty() {
         if errors.len() == peers.len() {
             return Err(all_refused(
                 &format!("No peer listed {bucket}@{ball}"),
@@ -45,11 +46,11 @@ pub(crate) async fn ball_chunks(
         }
         return Err(ApiError::not_found(format!("{bucket}@{ball} not found")));
     }
-    Ok(Json(ball_metadata(&bucket, &ball, records)))
+    Ok(Json(ball_metadata))
 }
 
-/// R7 `GET /api/v4/buckets/{bucket_id}/metadata`: one record per key (the latest), from the
-/// peers that answered (`peers_ids`).
+/// R7 `GET /api/v4/buckets/{bucket_id}/metadata`: one record per key (its newest version;
+/// deleted keys and incomplete balls left out), from the peers that answered (`peers_ids`).
 pub(crate) async fn bucket_listing(
     State(st): State<RouterState>,
     ApiPath(bucket): ApiPath<String>,
@@ -65,14 +66,14 @@ pub(crate) async fn bucket_listing_in(
     let bucket = validate(IdKind::Bucket, bucket)?;
     let peers = st.require_healthy()?;
     let mut answered = Vec::new();
-    let mut records = Vec::new();
+    let mut merged = Merge::default();
     let errors = st
         .ask_each(
             &peers,
             |p| st.client.bucket_metadata(p, &bucket),
             |peer, listing| {
                 answered.push(peer.id.clone());
-                records.extend(listing.balls);
+                merged.add_listing(listing.balls, &listing.versions, &listing.tombstones);
             },
         )
         .await;
@@ -86,6 +87,6 @@ pub(crate) async fn bucket_listing_in(
     Ok(RouterBucketMetadata {
         bucket_id: bucket,
         peers_ids: answered,
-        balls: latest_per_key(records),
+        balls: merged.records(),
     })
 }

@@ -1,7 +1,6 @@
 //! Writes: put-metadata (R1), the data upload (R2 streamed, R3 multipart) and the
 //! metadata update (R11).
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -18,21 +17,20 @@ use mictlanx::model::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::version::Version;
+
 use crate::error::{ApiError, ApiJson, ApiPath};
 
+use super::super::copy::{copy_replica, NOTHING_TO_UPLOAD};
 use super::super::fanout::{self, DropReason, Expect, PumpError};
 use super::super::headers::{flag, UPDATE};
-use super::super::lookup::{ask_all, locate};
-use super::super::peer_client::PeerError;
+use super::super::lookup::locate;
+use super::super::peer_client::{PeerError, Write};
 use super::super::peers::PeerView;
 use super::super::placement;
 use super::super::state::RouterState;
 use super::super::tasks::{new_group_id, BeginError, UploadTask};
 use super::{all_refused, bucket_and_key, put_metadata_error};
-
-/// What a peer answers in `task_id` when it already holds exactly these bytes and only the
-/// metadata changed: nothing to upload.
-const NOTHING_TO_UPLOAD: &str = "0";
 
 /// R1 `POST /api/v4/buckets/{bucket_id}/metadata`.
 pub(crate) async fn put_metadata(
@@ -46,11 +44,12 @@ pub(crate) async fn put_metadata(
 
 /// R1 for a bucket given by the caller (also reached through `POST /buckets/data/metadata`).
 ///
-/// Placement: the healthy peers already holding the key are targets again (the peer judges
-/// whether the same bytes are being put again, or refuses different ones with 409 unless
-/// `Update: 1`), and new peers are chosen for the remaining replicas. The original instead
-/// put every request on peers not holding the key, so a client retrying a put got its chunk
-/// stored twice or a 666.
+/// Placement is computed, not looked up: the first `rf` peers of the key's rendezvous order
+/// that are up and have room (see `placement`), so a put contacts only the peers it writes
+/// to, and every router sends the same key to the same peers. Each announcement carries a
+/// fresh version; a peer that already has a newer one refuses it as stale, and the round is
+/// sent again with a version beyond it. The peer judges whether the same bytes are being
+/// put again, or refuses different ones with 409 unless `Update: 1`.
 pub(crate) async fn put_metadata_in(
     st: &RouterState,
     raw_bucket: &str,
@@ -71,42 +70,30 @@ pub(crate) async fn put_metadata_in(
     let update = flag(headers, UPDATE, false);
     st.require_healthy()?;
 
-    let (holders, new) = holders_and_new(st, &bucket, &key, rf, req.size).await?;
-    st.peers.reserve(&new, req.size);
-    let targets: Vec<PeerView> = holders
-        .into_iter()
-        .chain(new.iter().filter_map(|id| st.peers.view(id)))
-        .collect();
+    let hash = placement::key_hash(&bucket, &key);
+    let chosen = placement::choose(&st.peers.candidates(), hash, &[], rf, req.size)
+        .map_err(|_| ApiError::no_available_peers(&bucket, &key, st.replicas.get(&bucket, &key)))?;
+    let targets = st.peers.up_views(&chosen);
+    st.peers.reserve(&chosen, req.size);
 
     let group_id = new_group_id();
     let size = req.size;
     let checksum = req.checksum.clone();
     let peer_req = peer_request(req, &bucket, &key, ball_id);
-    let answers = futures::future::join_all(targets.iter().map(|p| {
-        st.client
-            .put_metadata(p, &bucket, &peer_req, &group_id, update)
-    }))
+    let rf_asked = u32::try_from(rf).unwrap_or(u32::MAX);
+    let announced = announce(
+        st, &bucket, &targets, &peer_req, &group_id, update, rf_asked,
+    )
     .await;
-
-    let mut accepted = Vec::new();
-    let mut failure: Option<PeerError> = None;
-    for (peer, answer) in targets.iter().zip(answers) {
-        match answer {
-            Ok(resp) => accepted.push((peer.clone(), resp.task_id)),
-            Err(e) => {
-                st.note_failure(&e);
-                tracing::warn!(event = "PUT.METADATA.FAILED", bucket_id = %bucket, key = %key, peer = %peer.id, error = %e);
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = failure {
-        rollback(st, &bucket, &key, &accepted, &new).await;
-        st.peers.release(&new, size);
+    let version = announced.version;
+    if let Some(e) = announced.failure {
+        rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+        st.peers.release(&chosen, size);
         return Err(put_metadata_error(&e));
     }
 
-    let (done, upload): (Vec<_>, Vec<_>) = accepted
+    let (done, upload): (Vec<_>, Vec<_>) = announced
+        .accepted
         .iter()
         .cloned()
         .partition(|(_, task_id)| task_id == NOTHING_TO_UPLOAD);
@@ -119,11 +106,14 @@ pub(crate) async fn put_metadata_in(
         checksum,
         upload_peers: upload.into_iter().map(|(p, t)| (p.id, t)).collect(),
         done_peers: done.into_iter().map(|(p, _)| p.id).collect(),
-        reserved_peers: new.clone(),
+        reserved_peers: chosen.clone(),
+        rf,
+        version,
+        metadata: peer_req,
     };
     if st.tasks.insert(task).is_err() {
-        rollback(st, &bucket, &key, &accepted, &new).await;
-        st.peers.release(&new, size);
+        rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+        st.peers.release(&chosen, size);
         return Err(ApiError::unavailable(
             "Too many uploads are pending; try again later",
         ));
@@ -138,6 +128,7 @@ pub(crate) async fn put_metadata_in(
         size,
         replicas = ?replicas,
         update,
+        version = %version,
         group_id = %group_id,
         response_time = service_time
     );
@@ -151,100 +142,101 @@ pub(crate) async fn put_metadata_in(
     })
 }
 
-/// The healthy peers holding the key, and the new peers chosen for the missing replicas.
-///
-/// When the replica map knows a healthy holder, that is the answer (as for reads). Otherwise
-/// the new replicas are placed first and only the *other* healthy peers are asked whether
-/// they hold the key: a chosen peer that holds it answers the announcement itself (the same
-/// bytes are accepted again, other bytes refused with 409 unless `Update`), so asking it as
-/// well would cost one more call per replica and tell nothing. A holder found among the
-/// others becomes a target again and the placement is redone around it.
-///
-/// # Errors
-///
-/// [`ApiError::no_available_peers`] (with every holder found) when too few peers can take
-/// the missing replicas.
-async fn holders_and_new(
-    st: &RouterState,
-    bucket: &str,
-    key: &str,
-    rf: usize,
-    size: u64,
-) -> Result<(Vec<PeerView>, Vec<String>), ApiError> {
-    let known = st.replicas.get(bucket, key);
-    let knows_a_healthy_holder = known
-        .iter()
-        .any(|id| st.peers.view(id).is_some_and(|p| p.up));
-    let all = if knows_a_healthy_holder {
-        known
-    } else {
-        match placement::choose(&st.peers.candidates(), &known, rf, size) {
-            Ok(tentative) => {
-                let mut exclude: HashSet<String> = known.iter().cloned().collect();
-                exclude.extend(tentative.iter().cloned());
-                let found = ask_all(st, bucket, key, &exclude).await;
-                if found.is_empty() {
-                    let holders = st.peers.up_views(&known);
-                    return Ok((holders, tentative));
-                }
-                known
-                    .into_iter()
-                    .chain(found.into_iter().map(|p| p.id))
-                    .collect()
-            }
-            // Too few peers for a fresh placement: find every holder, for the error and for
-            // the client's check of an identical re-put.
-            Err(_) => locate(st, bucket, key).await,
-        }
-    };
-    let holders = st.peers.up_views(&all);
-    let new = placement::choose(
-        &st.peers.candidates(),
-        &all,
-        rf.saturating_sub(holders.len()),
-        size,
-    )
-    .map_err(|_| ApiError::no_available_peers(bucket, key, all.clone()))?;
-    Ok((holders, new))
+/// How many times an announcement is sent again with a newer version after a peer said it
+/// holds a newer one (a writer whose clock lags, or a concurrent writer of the same key).
+const STALE_RETRIES: usize = 3;
+
+/// The outcome of [`announce`].
+struct Announced {
+    /// The version the peers accepted (the last one sent).
+    version: Version,
+    /// The peers that accepted, with the task id each gave.
+    accepted: Vec<(PeerView, String)>,
+    /// The first refusal, if any peer refused.
+    failure: Option<PeerError>,
 }
 
-/// Undoes an announcement on the peers chosen for new replicas that accepted it.
-///
-/// Peers that already held the key are left alone: deleting there would destroy an existing
-/// replica. A chosen peer was not asked beforehand (see [`holders_and_new`]), so each one is
-/// asked now, on this rare path: one that reports the key committed held it before (the
-/// announcement only added a pending upload, which its sweeper expires). A MictlanX peer
-/// does not say whether a key is pending, so its announcement is left to expire as well.
+/// Sends the announcement of a write to every target at once, with a fresh version. When
+/// the only refusals are "stale" (the peer holds a newer version of the key), the clock is
+/// moved past the newest version they named and the round is sent again (same group id, so
+/// a peer that accepted replaces its own pending upload), at most [`STALE_RETRIES`] times.
+async fn announce(
+    st: &RouterState,
+    bucket: &str,
+    targets: &[PeerView],
+    peer_req: &PeerPutMetadataRequest,
+    group_id: &str,
+    update: bool,
+    replication_factor: u32,
+) -> Announced {
+    let mut round = 0;
+    loop {
+        let version = st.clock.now();
+        let write = Write {
+            update,
+            version,
+            replication_factor,
+        };
+        let answers = futures::future::join_all(
+            targets
+                .iter()
+                .map(|p| st.client.put_metadata(p, bucket, peer_req, group_id, write)),
+        )
+        .await;
+        let mut accepted = Vec::new();
+        let mut failure: Option<PeerError> = None;
+        let mut only_stale = true;
+        for (peer, answer) in targets.iter().zip(answers) {
+            match answer {
+                Ok(resp) => accepted.push((peer.clone(), resp.task_id)),
+                Err(e) => {
+                    match e.version().filter(|_| e.is_stale()) {
+                        Some(newer) => st.clock.observe(newer),
+                        None => {
+                            only_stale = false;
+                            st.note_failure(&e);
+                        }
+                    }
+                    tracing::warn!(event = "PUT.METADATA.FAILED", bucket_id = %bucket, key = %peer_req.key, peer = %peer.id, %version, error = %e);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if failure.is_some() && only_stale && round < STALE_RETRIES {
+            round += 1;
+            continue;
+        }
+        return Announced {
+            version,
+            accepted,
+            failure,
+        };
+    }
+}
+
+/// Withdraws an announcement that will not be uploaded: each peer that accepted it drops
+/// the pending upload of this group (`Task-Id`), and only that, so no committed version is
+/// touched. A MictlanX peer cannot be asked for that; its pending upload expires instead.
 async fn rollback(
     st: &RouterState,
     bucket: &str,
     key: &str,
+    group_id: &str,
     accepted: &[(PeerView, String)],
-    new: &[String],
 ) {
-    let chosen: Vec<&PeerView> = accepted
+    let ours: Vec<&PeerView> = accepted
         .iter()
-        .filter(|(p, _)| new.contains(&p.id))
+        .filter(|(p, task)| p.verifies_uploads && task != NOTHING_TO_UPLOAD)
         .map(|(p, _)| p)
         .collect();
-    let states = futures::future::join_all(
-        chosen
-            .iter()
-            .map(|p| st.client.get_metadata(p, bucket, key)),
+    let results = futures::future::join_all(
+        ours.iter()
+            .map(|p| st.client.withdraw(p, bucket, key, group_id)),
     )
     .await;
-    let undo: Vec<&PeerView> = chosen
-        .into_iter()
-        .zip(states)
-        .filter(|(_, state)| !matches!(state, Ok(Some((_, false)))))
-        .map(|(p, _)| p)
-        .collect();
-    let results =
-        futures::future::join_all(undo.iter().map(|p| st.client.delete(p, bucket, key, true)))
-            .await;
-    for (peer, result) in undo.into_iter().zip(results) {
+    for (peer, result) in ours.into_iter().zip(results) {
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 tracing::info!(event = "PUT.METADATA.ROLLBACK", bucket_id = bucket, key, peer = %peer.id)
             }
             Err(e) => {
@@ -402,6 +394,9 @@ where
     for (((peer, _), answer), dropped) in targets.iter().zip(answers).zip(&report.dropped) {
         match answer {
             Ok(_) => stored.push(peer.id.clone()),
+            // A newer write of the key committed there meanwhile: this write is superseded
+            // on that replica, which is what last-writer-wins makes of it anyway.
+            Err(e) if e.is_stale() => stored.push(peer.id.clone()),
             Err(e) => {
                 st.note_failure(&e);
                 failed_ids.push(peer.id.clone());
@@ -424,13 +419,32 @@ where
             &unavailable,
         ));
     }
-
+    // Full acknowledgement: every missing replica is copied to a fallback peer before the
+    // client hears of success.
+    if stored.len() < task.rf {
+        let excluded: Vec<String> = stored.iter().chain(&failed_ids).cloned().collect();
+        stored.extend(fill_to_rf(st, &task, &stored, &excluded).await);
+    }
     // Replicas that failed keep only a pending record, which reads must not try.
     st.replicas.add(&task.bucket_id, &task.key, &stored);
     st.replicas
         .remove_peer(&task.bucket_id, &task.key, &failed_ids);
     st.peers.release(&task.reserved_peers, task.size);
+    // The peers' pending uploads are used up either way: a retry starts again at R1.
     lease.complete();
+    if stored.len() < task.rf {
+        let mut reasons: Vec<String> = unavailable;
+        reasons.extend(errors.iter().map(ToString::to_string));
+        tracing::warn!(event = "PUT.DATA.UNDER.REPLICATED", bucket_id = %task.bucket_id, key = %task.key, stored = ?stored, rf = task.rf);
+        return Err(ApiError::unavailable(format!(
+            "{}@{}: only {} of {} replicas stored ({}); put it again",
+            task.bucket_id,
+            task.key,
+            stored.len(),
+            task.rf,
+            reasons.join("; ")
+        )));
+    }
     let response_time = started.elapsed().as_secs_f64();
     tracing::info!(
         event = "PUT.DATA",
@@ -448,6 +462,45 @@ where
         key: task.key.clone(),
         size: task.size,
     })
+}
+
+/// Copies the object of `task` from a replica that stored it to the next peers of its
+/// placement order until it has `task.rf` replicas; returns the peers that got a copy.
+/// `excluded` are the peers that hold it or just failed it.
+async fn fill_to_rf(
+    st: &RouterState,
+    task: &UploadTask,
+    stored: &[String],
+    excluded: &[String],
+) -> Vec<String> {
+    let hash = placement::key_hash(&task.bucket_id, &task.key);
+    let sources = st.peers.up_views(stored);
+    let mut excluded = excluded.to_vec();
+    let mut added = Vec::new();
+    while stored.len() + added.len() < task.rf {
+        let Ok(next) = placement::choose(&st.peers.candidates(), hash, &excluded, 1, task.size)
+        else {
+            break;
+        };
+        let Some(target) = next.first().and_then(|id| st.peers.view(id)) else {
+            break;
+        };
+        excluded.push(target.id.clone());
+        for source in &sources {
+            match copy_replica(st, source, &target, &task.bucket_id, &task.metadata).await {
+                Ok(_) => {
+                    tracing::info!(event = "PUT.DATA.FALLBACK", bucket_id = %task.bucket_id, key = %task.key, from = %source.id, to = %target.id);
+                    added.push(target.id.clone());
+                    break;
+                }
+                Err(e) => {
+                    st.note_failure(&e);
+                    tracing::warn!(event = "PUT.DATA.FALLBACK.FAILED", bucket_id = %task.bucket_id, key = %task.key, from = %source.id, to = %target.id, error = %e);
+                }
+            }
+        }
+    }
+    added
 }
 
 /// Refuses (400) a body that names another bucket than the path.
@@ -527,20 +580,17 @@ pub(crate) async fn update_metadata(
     let replicas = st.peers.up_views(&locate(&st, &bucket, &key).await);
     let peer_req = peer_request(req, &bucket, &key, ball_id);
     let group_id = new_group_id();
+    // 0: the replicas keep the replication factor they have.
+    let announced = announce(&st, &bucket, &replicas, &peer_req, &group_id, true, 0).await;
     let mut updated = Vec::new();
-    let errors = st
-        .ask_each(
-            &replicas,
-            |p| st.client.put_metadata(p, &bucket, &peer_req, &group_id, true),
-            |peer, resp| {
-                if resp.task_id != NOTHING_TO_UPLOAD {
-                    tracing::warn!(event = "UPDATE.METADATA.UNEXPECTED.TASK", bucket_id = %bucket, key = %key, peer = %peer.id, task_id = %resp.task_id);
-                }
-                updated.push(peer.id.clone());
-            },
-        )
-        .await;
+    for (peer, task_id) in &announced.accepted {
+        if task_id != NOTHING_TO_UPLOAD {
+            tracing::warn!(event = "UPDATE.METADATA.UNEXPECTED.TASK", bucket_id = %bucket, key = %key, peer = %peer.id, task_id = %task_id);
+        }
+        updated.push(peer.id.clone());
+    }
     if updated.is_empty() {
+        let errors: Vec<PeerError> = announced.failure.into_iter().collect();
         return Err(all_refused(
             &format!("No replica of {bucket}@{key} was updated"),
             &errors,
@@ -592,6 +642,9 @@ mod tests {
             upload_peers: Vec::new(),
             done_peers: Vec::new(),
             reserved_peers: Vec::new(),
+            rf: 1,
+            version: Version::ZERO,
+            metadata: Default::default(),
         }
     }
 

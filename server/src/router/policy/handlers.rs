@@ -57,6 +57,7 @@ pub(crate) fn invalid(errors: &PolicyErrors) -> ApiError {
             "code": 400,
             "errors": list,
         }),
+        headers: Default::default(),
     }
 }
 

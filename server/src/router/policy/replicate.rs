@@ -10,17 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
-use mictlanx::model::{Metadata, PeerPutMetadataRequest};
+use mictlanx::model::Metadata;
 use mictlanx::policy::WhatItem;
 
-use super::super::peer_client::{next_piece, PeerError};
+use super::super::copy::{announcement_of, copy_replica};
+use super::super::peer_client::PeerError;
 use super::super::peers::PeerView;
 use super::super::state::RouterState;
-use super::super::tasks::new_group_id;
-
-/// A peer's `task_id` when it already holds exactly these bytes: nothing to upload.
-const NOTHING_TO_UPLOAD: &str = "0";
 
 /// How often a replication looks again for `where` peers that are not up yet.
 const PEER_POLL: Duration = Duration::from_millis(50);
@@ -172,57 +168,10 @@ pub(crate) async fn copy(st: &RouterState, c: &Copy, who: &str) -> Result<(), St
 }
 
 async fn copy_from(st: &RouterState, c: &Copy, source: &PeerView) -> Result<(), PeerError> {
-    let m = &c.key.metadata;
-    let bucket = &c.key.bucket;
-    let idle = st.config.peer_idle_timeout;
-    // Open the read first: a source that cannot serve leaves no pending key on the target.
-    let resp = st
-        .client
-        .get_data(source, bucket, &m.key, None, idle)
-        .await?;
-    let request = PeerPutMetadataRequest {
-        key: m.key.clone(),
-        size: m.size,
-        checksum: m.checksum.clone(),
-        tags: m.tags.clone(),
-        producer_id: m.producer_id.clone(),
-        content_type: m.content_type.clone(),
-        ball_id: m.ball_id.clone(),
-        bucket_id: bucket.clone(),
-        is_disable: m.is_disabled,
-    };
-    let task = st
-        .client
-        .put_metadata(&c.target, bucket, &request, &new_group_id(), false)
-        .await?;
-    if task.task_id == NOTHING_TO_UPLOAD {
-        return Ok(());
-    }
-    let body = reqwest::Body::wrap_stream(idle_bounded(source.id.clone(), resp, idle));
-    st.client
-        .put_chunked(&c.target, &task.task_id, body)
-        .await?;
-    Ok(())
-}
-
-/// The source's body, cut with an error when it stalls longer than `idle`.
-fn idle_bounded(
-    peer: String,
-    resp: reqwest::Response,
-    idle: Duration,
-) -> impl Stream<Item = Result<bytes::Bytes, PeerError>> + Send + 'static {
-    let stream = resp.bytes_stream().boxed();
-    futures::stream::unfold(Some(stream), move |state| {
-        let peer = peer.clone();
-        async move {
-            let mut stream = state?;
-            match next_piece(&peer, &mut stream, idle).await {
-                Ok(Some(b)) => Some((Ok(b), Some(stream))),
-                Ok(None) => None,
-                Err(e) => Some((Err(e), None)),
-            }
-        }
-    })
+    let request = announcement_of(&c.key.bucket, &c.key.metadata);
+    copy_replica(st, source, &c.target, &c.key.bucket, &request)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
