@@ -92,6 +92,8 @@ pub struct LocalClusterBuilder {
     inline_limit: Option<u64>,
     policy_interval: Option<Duration>,
     policy_window: Option<Duration>,
+    /// `None`: the router's default; `Some(None)`: no repair.
+    repair_interval: Option<Option<Duration>>,
     auth: AuthConfig,
     tls: Option<ClusterTls>,
 }
@@ -116,6 +118,7 @@ impl Default for LocalClusterBuilder {
             inline_limit: None,
             policy_interval: None,
             policy_window: None,
+            repair_interval: None,
             auth: AuthConfig::default(),
             tls: None,
         }
@@ -178,6 +181,13 @@ impl LocalClusterBuilder {
     /// The sliding window of the router's access statistics (default: the router's, 5 min).
     pub fn policy_window(mut self, window: Duration) -> Self {
         self.policy_window = Some(window);
+        self
+    }
+
+    /// How often the router's repair loop runs (`None`: never; default: the router's,
+    /// 30 s). See `docs/consistency.md`.
+    pub fn repair_interval(mut self, every: Option<Duration>) -> Self {
+        self.repair_interval = Some(every);
         self
     }
 
@@ -562,6 +572,9 @@ impl LocalCluster {
         }
         if let Some(window) = self.builder.policy_window {
             config.policy.window = window;
+        }
+        if let Some(every) = self.builder.repair_interval {
+            config.repair_interval = every;
         }
         config.policy.provisioner = Some(self.provisioner.clone());
         config.auth = self.builder.auth.clone();

@@ -88,6 +88,12 @@ pub struct RouterConfig {
     /// known before the first answer). With the default 3, a key written with `rf` up to 2
     /// is found, in its newest version, even when one of its places was down at the write.
     pub read_width: usize,
+    /// How often the repair loop compares every key's replicas and restores missing or
+    /// stale ones (`None`: never). A round also starts when a peer comes up.
+    pub repair_interval: Option<Duration>,
+    /// Repair copies are paced to this many bytes per second, so that they leave room for
+    /// client traffic.
+    pub repair_bytes_per_sec: u64,
     /// Availability policies: evaluation interval, statistics window, elastic provisioner.
     pub policy: crate::router::PolicyConfig,
     /// Tokens accepted from clients, the cluster token sent to the peers, and `/metrics`
@@ -114,6 +120,8 @@ impl RouterConfig {
             verify_buffer_limit: 64 * 1024 * 1024,
             fanout_buffer_pieces: 8,
             read_width: 3,
+            repair_interval: Some(Duration::from_secs(30)),
+            repair_bytes_per_sec: 64 * 1024 * 1024,
             policy: crate::router::PolicyConfig::default(),
             auth: AuthConfig::default(),
             tls: None,

@@ -138,11 +138,37 @@ struct RouterArgs {
     /// Milliseconds between peer probes.
     #[arg(long, env = "MICTLANX_PROBE_INTERVAL_MS", default_value_t = 2000)]
     probe_interval_ms: u64,
+    #[command(flatten)]
+    replication: ReplicationArgs,
     /// CA certificates (PEM) trusted for https peers, besides the public roots.
     #[arg(long, env = "MICTLANX_CA_FILE")]
     ca_file: Option<PathBuf>,
     #[command(flatten)]
     security: SecurityArgs,
+}
+
+/// How a router keeps replicas correct (docs/consistency.md).
+#[derive(Debug, clap::Args)]
+struct ReplicationArgs {
+    /// Milliseconds between repair rounds, which restore missing and stale replicas
+    /// (0: no repair). A round also starts when a peer comes up.
+    #[arg(long, env = "MICTLANX_REPAIR_INTERVAL_MS", default_value_t = 30_000)]
+    repair_interval_ms: u64,
+    /// Bytes per second repair copies may use (e.g. 64MiB).
+    #[arg(long, env = "MICTLANX_REPAIR_RATE", default_value = "64MiB", value_parser = parse_size_arg)]
+    repair_rate: u64,
+    /// How many peers of a key's placement order a read asks for the newest version.
+    #[arg(long, env = "MICTLANX_READ_WIDTH", default_value_t = 3)]
+    read_width: usize,
+}
+
+impl ReplicationArgs {
+    fn apply(&self, config: &mut RouterConfig) {
+        config.repair_interval =
+            (self.repair_interval_ms > 0).then(|| Duration::from_millis(self.repair_interval_ms));
+        config.repair_bytes_per_sec = self.repair_rate.max(1);
+        config.read_width = self.read_width.max(1);
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -224,6 +250,7 @@ async fn run(command: Command) -> Result<(), String> {
             let mut config = RouterConfig::new(args.id, peers);
             config.bind = SocketAddr::new(args.host, args.port);
             config.probe_interval = Duration::from_millis(args.probe_interval_ms.max(10));
+            args.replication.apply(&mut config);
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             config.ca_file = args.ca_file;
             let handle = mictlanx_server::router::start(config)

@@ -44,6 +44,7 @@ mod placement;
 mod policy;
 mod probe;
 mod read;
+mod repair;
 mod replicas;
 mod routes;
 mod state;
@@ -87,7 +88,7 @@ pub enum StartError {
 
 /// Starts a router: binds `config.bind`, serves [`app`], and runs the background loops
 /// (peer probes every `probe_interval`, replica-map sync of peers that come up, expiry of
-/// abandoned uploads), which stop with the returned handle. With `config.auth` set, every
+/// abandoned uploads, repair every `repair_interval`), which stop with the returned handle. With `config.auth` set, every
 /// request passes the token check first; with `config.tls`, it serves HTTPS.
 ///
 /// The router answers at once; its peers count as down until their first probe succeeds
@@ -113,6 +114,7 @@ pub async fn start(config: RouterConfig) -> Result<ServerHandle, StartError> {
     let app = crate::auth::layer(app(state.clone()), crate::auth::Service::Router, auth);
     let handle = serve::spawn_tls(listener, app, stop.clone(), tls).map_err(StartError::Serve)?;
     policy::spawn_loop(state.clone(), stop.clone());
+    repair::spawn_loop(state.clone(), stop.clone());
     probe::spawn_loops(state.clone(), stop);
     let (_, peers) = state.peers.counts();
     tracing::info!(event = "ROUTER.START", router_id = state.id(), addr = %handle.addr(), peers);

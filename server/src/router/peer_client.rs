@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use futures::StreamExt;
 use mictlanx::model::{
-    BallBasicData, ErrorBody, GetMetadataResponse, GroupedBallResponse, PeerBucketMetadata,
-    PeerPutChunkedResponse, PeerPutMetadataRequest, PeerPutMetadataResponse, PeerStats, SizeByKey,
-    UfsResponse,
+    BallBasicData, ErrorBody, GetMetadataResponse, GroupedBallResponse, KeyVersionsPage,
+    PeerBucketMetadata, PeerPutChunkedResponse, PeerPutMetadataRequest, PeerPutMetadataResponse,
+    PeerStats, SizeByKey, UfsResponse,
 };
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
@@ -613,6 +613,19 @@ impl PeerClient {
             Self::check(peer, what, resp).await?;
         }
         Ok(())
+    }
+
+    /// `GET /api/v4/xversions`: the page of the peer's keys and versions after `after`.
+    pub(crate) async fn xversions(
+        &self,
+        peer: &PeerView,
+        after: Option<&(String, String)>,
+    ) -> Result<KeyVersionsPage, PeerError> {
+        let mut req = self.call(Method::GET, peer, "/api/v4/xversions");
+        if let Some((bucket, key)) = after {
+            req = req.query(&[("after_bucket", bucket), ("after_key", key)]);
+        }
+        Self::send_json(peer, "versions", req).await
     }
 
     /// PD5: deletes every key of a ball; its `n-deletes` (0 when it had none).

@@ -34,7 +34,12 @@ async fn probe_loop(st: RouterState, stop: CancellationToken) {
                 syncing.remove(&id);
             }
         }
-        for peer in st.peers.take_needs_sync() {
+        let came_up = st.peers.take_needs_sync();
+        if !came_up.is_empty() {
+            // A returning or wiped peer catches up on what it missed.
+            st.repair_now.notify_one();
+        }
+        for peer in came_up {
             if syncing.contains(&peer.id) {
                 st.peers.retry_sync(&peer.id);
                 continue;

@@ -58,6 +58,7 @@ pub fn app(state: RouterState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/api/v4/repair", get(health::repair))
         .route("/api/v4/peers/stats", get(peers::stats))
         .route(
             "/api/v4/peers",

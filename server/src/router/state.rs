@@ -15,6 +15,7 @@ use super::peer_client::{PeerClient, PeerError};
 use super::peers::{PeerRegistry, PeerView};
 use super::placement::{self, Candidate};
 use super::policy::PolicyEngine;
+use super::repair::RepairStats;
 use super::replicas::ReplicaMap;
 use super::tasks::TaskStore;
 use super::StartError;
@@ -37,6 +38,10 @@ pub struct RouterState {
     pub(crate) probe_now: Arc<Notify>,
     /// Versions of the writes and deletes this router sends.
     pub(crate) clock: Arc<Hlc>,
+    /// What the repair loop has done.
+    pub(crate) repair: Arc<RepairStats>,
+    /// Starts a repair round early (a peer just came up).
+    pub(crate) repair_now: Arc<Notify>,
 }
 
 impl std::fmt::Debug for RouterState {
@@ -89,6 +94,8 @@ impl RouterState {
             metrics: Metrics::new("mictlanx_router"),
             probe_now: Arc::new(Notify::new()),
             clock: Arc::new(Hlc::new(&config_id)),
+            repair: Arc::default(),
+            repair_now: Arc::new(Notify::new()),
         })
     }
 

@@ -1,10 +1,11 @@
-//! `GET /health` and `GET /metrics`.
+//! `GET /health`, `GET /metrics` and `GET /api/v4/repair`.
 
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
+use super::super::repair::RepairStatus;
 use super::super::state::RouterState;
 
 /// The `/health` answer.
@@ -27,8 +28,15 @@ pub(crate) async fn health(State(st): State<RouterState>) -> Json<Health> {
     })
 }
 
+/// `GET /api/v4/repair`: what the repair loop has done (rounds, keys compared, copies and
+/// deletes sent, the last round's duration) and its settings.
+pub(crate) async fn repair(State(st): State<RouterState>) -> Json<RepairStatus> {
+    Json(st.repair.status(&st))
+}
+
 /// `GET /metrics`: Prometheus text, gauges refreshed at scrape time.
 pub(crate) async fn metrics(State(st): State<RouterState>) -> impl IntoResponse {
     st.update_gauges();
+    st.repair.publish(&st);
     crate::metrics::render_handler(State(st.metrics.clone())).await
 }

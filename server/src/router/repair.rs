@@ -1,0 +1,418 @@
+//! Anti-entropy: the background loop that brings every key back to its replication factor
+//! and every replica to the key's newest version, without any client action.
+//!
+//! A round pages through every up peer's keys and versions (`GET /api/v4/xversions`, in key
+//! order, bounded pages) and, for each key, compares what the peers hold with what
+//! placement wants (see `docs/consistency.md`):
+//!
+//! - newest version a deletion: every peer still holding an older copy is sent the delete
+//!   at the tombstone's version (a returning peer catches up on the deletes it missed);
+//! - newest version a copy: each of the first `rf` peers of the key's placement order that
+//!   are up and have room, and every peer holding an older copy, gets the newest copy
+//!   (a wiped peer refills, a returning peer catches up on overwrites, a peer that joined
+//!   takes the keys it now leads). Copies keep their version ([`copy_replica`]), so a copy
+//!   that races with a newer write or delete is refused by the target.
+//!
+//! Copies are paced to `repair_bytes_per_sec`, so repair does not starve client traffic;
+//! rounds run every `repair_interval` and at once when a peer comes up. Several routers may
+//! repair the same cluster: their copies are idempotent. Progress is in `/metrics`
+//! (`mictlanx_router_repair_*`) and `GET /api/v4/repair`.
+//!
+//! Left for later (written down in `docs/operations.md`): collecting tombstones once every
+//! replica has them, removing the copies a rebalance leaves on peers that no longer lead
+//! a key, and collecting the chunks of interrupted puts (they are already hidden from
+//! listings and ball reads).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mictlanx::model::{KeyVersionEntry, Metadata};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::copy::{announcement_of, copy_replica, Copied};
+use super::peer_client::PeerError;
+use super::peers::PeerView;
+use super::placement;
+use super::state::RouterState;
+use crate::storage::Deletion;
+use crate::version::Version;
+
+/// What the repair loop has done, for `/metrics` and `GET /api/v4/repair`.
+#[derive(Debug, Default)]
+pub(crate) struct RepairStats {
+    running: AtomicBool,
+    rounds: AtomicU64,
+    keys_checked: AtomicU64,
+    copies: AtomicU64,
+    bytes_copied: AtomicU64,
+    deletes: AtomicU64,
+    failures: AtomicU64,
+    last_round_ms: AtomicU64,
+    last_round_keys: AtomicU64,
+    last_round_actions: AtomicU64,
+}
+
+/// The answer of `GET /api/v4/repair`.
+#[derive(Debug, Serialize)]
+pub(crate) struct RepairStatus {
+    /// Whether repair runs at all (`repair_interval` set).
+    pub enabled: bool,
+    /// Seconds between rounds.
+    pub interval_seconds: f64,
+    /// Bytes per second copies are paced to.
+    pub bytes_per_second: u64,
+    /// A round is running now.
+    pub running: bool,
+    /// Rounds finished since the router started.
+    pub rounds: u64,
+    /// Keys compared, over all rounds.
+    pub keys_checked: u64,
+    /// Copies made (missing or stale replicas restored).
+    pub copies: u64,
+    /// Bytes those copies moved.
+    pub bytes_copied: u64,
+    /// Deletes sent to replicas that missed them.
+    pub deletes: u64,
+    /// Copies or deletes that failed (retried next round).
+    pub failures: u64,
+    /// Duration of the last finished round, in seconds.
+    pub last_round_seconds: f64,
+    /// Keys of the last finished round.
+    pub last_round_keys: u64,
+    /// Copies and deletes of the last finished round.
+    pub last_round_actions: u64,
+}
+
+impl RepairStats {
+    /// The status, with the router's settings.
+    pub(crate) fn status(&self, st: &RouterState) -> RepairStatus {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RepairStatus {
+            enabled: st.config.repair_interval.is_some(),
+            interval_seconds: st.config.repair_interval.map_or(0.0, |d| d.as_secs_f64()),
+            bytes_per_second: st.config.repair_bytes_per_sec,
+            running: self.running.load(Ordering::Relaxed),
+            rounds: get(&self.rounds),
+            keys_checked: get(&self.keys_checked),
+            copies: get(&self.copies),
+            bytes_copied: get(&self.bytes_copied),
+            deletes: get(&self.deletes),
+            failures: get(&self.failures),
+            last_round_seconds: get(&self.last_round_ms) as f64 / 1000.0,
+            last_round_keys: get(&self.last_round_keys),
+            last_round_actions: get(&self.last_round_actions),
+        }
+    }
+
+    /// Publishes the counters as gauges.
+    pub(crate) fn publish(&self, st: &RouterState) {
+        let s = self.status(st);
+        let m = &st.metrics;
+        m.set_gauge("repair_rounds", "Repair rounds finished.", s.rounds as f64);
+        m.set_gauge(
+            "repair_keys_checked",
+            "Keys compared by repair.",
+            s.keys_checked as f64,
+        );
+        m.set_gauge(
+            "repair_copies",
+            "Replicas restored by repair.",
+            s.copies as f64,
+        );
+        m.set_gauge(
+            "repair_bytes_copied",
+            "Bytes copied by repair.",
+            s.bytes_copied as f64,
+        );
+        m.set_gauge(
+            "repair_deletes",
+            "Deletes repair sent to replicas that missed them.",
+            s.deletes as f64,
+        );
+        m.set_gauge(
+            "repair_failures",
+            "Repair copies or deletes that failed.",
+            s.failures as f64,
+        );
+        m.set_gauge(
+            "repair_last_round_seconds",
+            "Duration of the last repair round.",
+            s.last_round_seconds,
+        );
+    }
+}
+
+/// Starts the repair loop when `repair_interval` is set; it stops with `stop`.
+pub(crate) fn spawn_loop(st: RouterState, stop: CancellationToken) {
+    let Some(interval) = st.config.repair_interval else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+                () = st.repair_now.notified() => {}
+            }
+            if stop.run_until_cancelled(run_round(&st)).await.is_none() {
+                break;
+            }
+        }
+    });
+}
+
+/// One key as the peers reported it: each peer's entry.
+type Sightings = Vec<(PeerView, KeyVersionEntry)>;
+
+/// Runs one round over every key of every up peer.
+pub(crate) async fn run_round(st: &RouterState) {
+    let stats = &st.repair;
+    stats.running.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let peers = st.peers.healthy();
+    let mut keys: BTreeMap<(String, String), Sightings> = BTreeMap::new();
+    for peer in &peers {
+        match list_versions(st, peer).await {
+            Ok(entries) => {
+                for e in entries {
+                    keys.entry((e.bucket_id.clone(), e.key.clone()))
+                        .or_default()
+                        .push((peer.clone(), e));
+                }
+            }
+            // A MictlanX peer has no version listing: it is left out of repair.
+            Err(e) => tracing::debug!(event = "REPAIR.LIST.FAILED", peer = %peer.id, error = %e),
+        }
+    }
+    let mut pacer = Pacer::new(st.config.repair_bytes_per_sec);
+    let mut actions = 0u64;
+    for ((bucket, key), sightings) in &keys {
+        actions += repair_key(st, bucket, key, sightings, &mut pacer).await;
+    }
+    let n = keys.len() as u64;
+    stats.keys_checked.fetch_add(n, Ordering::Relaxed);
+    stats.rounds.fetch_add(1, Ordering::Relaxed);
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    stats.last_round_ms.store(ms, Ordering::Relaxed);
+    stats.last_round_keys.store(n, Ordering::Relaxed);
+    stats.last_round_actions.store(actions, Ordering::Relaxed);
+    stats.running.store(false, Ordering::Relaxed);
+    stats.publish(st);
+    if actions > 0 {
+        tracing::info!(
+            event = "REPAIR.ROUND",
+            keys = n,
+            actions,
+            seconds = ms as f64 / 1000.0
+        );
+    }
+}
+
+/// Every key and version of one peer, page by page.
+async fn list_versions(
+    st: &RouterState,
+    peer: &PeerView,
+) -> Result<Vec<KeyVersionEntry>, PeerError> {
+    let mut out: Vec<KeyVersionEntry> = Vec::new();
+    loop {
+        let after = out.last().map(|e| (e.bucket_id.clone(), e.key.clone()));
+        let page = st.client.xversions(peer, after.as_ref()).await?;
+        let more = page.more && !page.entries.is_empty();
+        out.extend(page.entries);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+fn version(e: &KeyVersionEntry) -> Version {
+    e.version.parse().unwrap_or(Version::ZERO)
+}
+
+/// Brings one key to its newest version on every replica and to `rf` replicas; returns
+/// how many copies and deletes were sent.
+async fn repair_key(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    sightings: &Sightings,
+    pacer: &mut Pacer,
+) -> u64 {
+    let Some((newest_peer, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+        return 0;
+    };
+    let newest_version = version(newest);
+    let stale: Vec<&PeerView> = sightings
+        .iter()
+        .filter(|(_, e)| !e.deleted && version(e) < newest_version)
+        .map(|(p, _)| p)
+        .collect();
+    if newest.deleted {
+        return delete_stale(st, bucket, key, newest_version, &stale).await;
+    }
+    let holders: Vec<&PeerView> = sightings
+        .iter()
+        .filter(|(_, e)| !e.deleted && version(e) == newest_version)
+        .map(|(p, _)| p)
+        .collect();
+    let rf = sightings
+        .iter()
+        .filter(|(_, e)| version(e) == newest_version)
+        .map(|(_, e)| e.replication_factor)
+        .max()
+        .unwrap_or(0);
+    let mut targets: Vec<PeerView> = stale.into_iter().cloned().collect();
+    if rf > 0 {
+        let hash = placement::key_hash(bucket, key);
+        let wanted = usize::try_from(rf).unwrap_or(usize::MAX);
+        let home = placement::choose(&st.peers.candidates(), hash, &[], wanted, newest.size)
+            .unwrap_or_else(|_| {
+                // Too few peers for rf: every one that can take it.
+                placement::order(&st.peers.candidates(), hash)
+                    .into_iter()
+                    .filter(|c| c.can_take(newest.size))
+                    .map(|c| c.id.clone())
+                    .collect()
+            });
+        for id in home {
+            let held = holders.iter().any(|p| p.id == id);
+            let queued = targets.iter().any(|p| p.id == id);
+            if !held && !queued {
+                if let Some(view) = st.peers.view(&id).filter(|p| p.up) {
+                    targets.push(view);
+                }
+            }
+        }
+    }
+    if targets.is_empty() {
+        return 0;
+    }
+    let Some(metadata) = metadata_of(st, newest_peer, bucket, key).await else {
+        return 0;
+    };
+    let request = announcement_of(bucket, &metadata);
+    let mut sent = 0;
+    for target in targets {
+        pacer.wait(newest.size).await;
+        let copied = copy_replica(st, newest_peer, &target, bucket, &request).await;
+        sent += 1;
+        match copied {
+            Ok(outcome) => {
+                if let Copied::Stored(_) = outcome {
+                    st.repair.copies.fetch_add(1, Ordering::Relaxed);
+                    st.repair
+                        .bytes_copied
+                        .fetch_add(newest.size, Ordering::Relaxed);
+                    st.replicas.add(bucket, key, &[target.id.as_str()]);
+                }
+                tracing::info!(event = "REPAIR.COPY", bucket_id = bucket, key, from = %newest_peer.id, to = %target.id, version = %newest_version, outcome = ?outcome);
+            }
+            Err(e) => {
+                st.note_failure(&e);
+                st.repair.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event = "REPAIR.COPY.FAILED", bucket_id = bucket, key, from = %newest_peer.id, to = %target.id, error = %e);
+            }
+        }
+    }
+    sent
+}
+
+/// The metadata of the newest copy, as its holder reports it.
+async fn metadata_of(
+    st: &RouterState,
+    peer: &PeerView,
+    bucket: &str,
+    key: &str,
+) -> Option<Metadata> {
+    match st.client.get_metadata(peer, bucket, key).await {
+        Ok(Some((m, false))) => Some(m.metadata),
+        Ok(_) => None,
+        Err(e) => {
+            st.repair.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(event = "REPAIR.METADATA.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
+            None
+        }
+    }
+}
+
+/// Sends the delete at `version` to the peers still holding an older copy.
+async fn delete_stale(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    version: Version,
+    stale: &[&PeerView],
+) -> u64 {
+    let deletion = Deletion {
+        version: Some(version),
+        tombstone_always: true,
+    };
+    for peer in stale {
+        match st.client.delete(peer, bucket, key, true, deletion).await {
+            Ok(_) => {
+                st.repair.deletes.fetch_add(1, Ordering::Relaxed);
+                st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
+                tracing::info!(event = "REPAIR.DELETE", bucket_id = bucket, key, peer = %peer.id, %version);
+            }
+            Err(e) => {
+                st.note_failure(&e);
+                st.repair.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event = "REPAIR.DELETE.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
+            }
+        }
+    }
+    stale.len() as u64
+}
+
+/// Paces copies to a byte rate: before each copy of `n` bytes, waits until the bytes sent
+/// so far fit in the time elapsed at that rate.
+struct Pacer {
+    rate: u64,
+    started: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            rate: bytes_per_sec.max(1),
+            started: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// How long to wait before sending `n` more bytes.
+    fn delay(&self, now: Instant) -> Duration {
+        let due = Duration::from_secs_f64(self.sent as f64 / self.rate as f64);
+        due.saturating_sub(now.duration_since(self.started))
+    }
+
+    async fn wait(&mut self, n: u64) {
+        let delay = self.delay(Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.sent = self.sent.saturating_add(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_holds_copies_to_the_rate() {
+        let mut p = Pacer::new(1000);
+        let t0 = p.started;
+        assert_eq!(p.delay(t0), Duration::ZERO, "the first copy goes at once");
+        p.sent = 2000;
+        assert_eq!(p.delay(t0), Duration::from_secs(2));
+        assert_eq!(
+            p.delay(t0 + Duration::from_millis(500)),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(p.delay(t0 + Duration::from_secs(3)), Duration::ZERO);
+    }
+}
