@@ -8,15 +8,7 @@ BIN=${BIN:-target/release/mictlanx-server}
 WORK=$(mktemp -d)
 trap 'for f in "$WORK"/*.pid; do kill "$(cat "$f")" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
-start() { # NAME ARGS... : starts `mictlanx-server ARGS...`, prints its port
-  local name=$1; shift
-  "$BIN" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
-  echo $! > "$WORK/$name.pid"
-  for _ in $(seq 1 200); do
-    grep -q LISTENING "$WORK/$name.out" 2>/dev/null && break; sleep 0.05
-  done
-  sed -n 's/LISTENING .*:\([0-9]*\)$/\1/p' "$WORK/$name.out"
-}
+. "$(dirname "$0")/lib/processes.sh"
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$(cat "$WORK/$1.pid")/status"; }
 
 P0=$(start p0 peer --id peer-0 --port 0 --data-dir "$WORK/p0" --capacity 10GB)

@@ -195,8 +195,9 @@ async fn router_wrong_size_or_checksum_stores_nothing_and_the_group_can_be_retri
     ];
     for (body, message) in cases {
         let resp = r.upload_raw(&task, body).await;
-        assert_eq!(resp.status(), 400);
+        let status = resp.status();
         let d = detail(resp).await;
+        assert_eq!(status, 400, "{message}: {d}");
         assert!(d.as_str().unwrap().starts_with(message), "{d}");
         // Nothing readable on the router or on the peer.
         assert_ne!(r.get_bytes("sz", "obj").await.0, 200);

@@ -147,8 +147,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>>,
         E: Display,
     {
-        let id = task_id.to_string();
-        let ticket = self.blocking(move |s| s.claim_task(&id)).await?;
+        let ticket = self.claim_task_waiting(task_id).await?;
         let declared = ticket.pending.metadata.size;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_DEPTH);
         let store = self.clone();
@@ -191,6 +190,23 @@ impl Store {
         match refused {
             Some(e) => Err(e),
             None => written,
+        }
+    }
+
+    /// [`claim_task`](Self::claim_task), waiting up to [`BUSY_WAIT`] while another upload
+    /// of the task holds it: a router whose previous attempt was cut answers its client
+    /// before this peer has noticed the broken body and let the task go, so the client's
+    /// immediate retry would otherwise be refused as busy.
+    async fn claim_task_waiting(&self, task_id: &str) -> Result<UploadTicket, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            let id = task_id.to_string();
+            match self.blocking(move |s| s.claim_task(&id)).await {
+                Err(StoreError::TaskBusy(_)) if started.elapsed() < BUSY_WAIT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -409,6 +425,9 @@ impl Store {
         })
     }
 }
+
+/// How long an upload waits for another upload of the same task to let it go.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
@@ -659,6 +678,33 @@ mod tests {
         assert_eq!(rec.metadata.checksum, "abc");
         assert!(!rec.verified);
         assert_eq!(rec.sha256, mictlanx::checksum::sha256_hex(b"hello"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_arrives_while_the_cut_attempt_lets_go_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await;
+        let out = store
+            .put_metadata(put(metadata("b", "k", b"0123456789")))
+            .await
+            .unwrap();
+        let (mut tx, first) = fed_upload(&store, out.task_id());
+        tx.send(Ok(Bytes::from_static(b"01"))).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !store.is_uploading(out.task_id()) {
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let retry = {
+            let store = store.clone();
+            let task = out.task_id().to_string();
+            tokio::spawn(async move { store.upload(&task, body(b"0123456789", 3)).await })
+        };
+        // The first attempt's body breaks off (its client went away).
+        tx.send(Err(std::io::Error::other("cut"))).await.unwrap();
+        assert!(first.await.unwrap().is_err());
+        retry.await.unwrap().unwrap();
+        assert_eq!(read_all(&store, "b", "k").await.unwrap(), b"0123456789");
     }
 
     #[tokio::test]
