@@ -125,6 +125,82 @@ async fn delete_while_holder_down_stays_deleted() {
     println!("took {:?}", started.elapsed());
 }
 
+/// Tombstones are collected once every peer has applied the delete: the returning peer
+/// first gets the delete it missed (repair), then every tombstone goes, and the keys stay
+/// deleted (and can be written again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_collected_once_every_peer_has_the_delete() {
+    let started = Instant::now();
+    let spec = ClusterSpec::new(3, 1).router_args(&[
+        "--repair-interval-ms",
+        "200",
+        "--tombstone-grace-ms",
+        "0",
+    ]);
+    let mut c = ProcessCluster::start(spec).await;
+    let h = History::new(B);
+    let keys = put_keys(&c.router(0), &h, "gc", 8, 2).await;
+    let (victim, _) = c.busiest_holder(B, &keys).await;
+    c.kill_peer(victim).await;
+    for key in &keys {
+        let op = h.invoke_delete(key);
+        assert!(c.router(0).delete(B, key).await.is_success());
+        h.complete(op, Outcome::Ok);
+    }
+    c.restart_peer(victim).await;
+    let http = reqwest::Client::new();
+    // Some peer answers a key's metadata with a tombstone (or still holds a copy).
+    let tombstones_left = || async {
+        let mut left = 0;
+        for i in 0..c.peers.len() {
+            for key in &keys {
+                let resp = http
+                    .get(
+                        c.peer(i)
+                            .url(&format!("/api/v4/buckets/{B}/metadata/{key}")),
+                    )
+                    .send()
+                    .await
+                    .expect("peer answers");
+                if resp.status() != 404 || resp.headers().contains_key("x-mictlanx-tombstone") {
+                    left += 1;
+                }
+            }
+        }
+        left
+    };
+    let collected = poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { tombstones_left().await == 0 },
+    )
+    .await;
+    assert!(
+        collected,
+        "{} tombstones or copies left",
+        tombstones_left().await
+    );
+    let status = http
+        .get(c.router(0).url("/api/v4/repair"))
+        .send()
+        .await
+        .expect("router answers")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(status.contains("\"tombstones_collected\":"), "{status}");
+    println!("tombstones collected; repair status {status}");
+    check(&h, &c, &[0], &CheckOptions::default())
+        .await
+        .assert_clean("tombstones_are_collected_once_every_peer_has_the_delete");
+    // A key whose tombstone is gone can be written again, and reads back.
+    let again = c.router(0).put(B, &keys[0], b"again", 2, false).await;
+    assert!(again.acked(), "{:?}", again.statuses());
+    let read = c.router(0).get(B, &keys[0]).await;
+    assert_eq!(read.status, 200);
+    println!("took {:?}", started.elapsed());
+}
+
 // 2 ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

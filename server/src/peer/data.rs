@@ -236,6 +236,28 @@ pub(crate) async fn delete_key(
     Ok((n_deletes(n), ApiJson(body)).into_response())
 }
 
+/// `DELETE /api/v4/xtombstones/{bucket_id}/{key}` with `X-Mictlanx-Version`: forgets the
+/// key's tombstone if it is of that version (204), else 404. Routers send it once every
+/// replica has applied the delete (tombstone collection, see `router::repair`).
+pub(crate) async fn purge_tombstone(
+    State(st): State<PeerState>,
+    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let bucket_id = input::bucket_id(&bucket_raw)?;
+    let key = input::key(&key_raw)?;
+    let version = Version::from_headers(&headers)
+        .ok_or_else(|| ApiError::bad_request("X-Mictlanx-Version is required"))?;
+    if st.store.purge_tombstone(&bucket_id, &key, version).await? {
+        tracing::info!(event = "TOMBSTONE.PURGED", bucket_id, key, %version);
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "{bucket_id}@{key} has no tombstone of version {version}"
+        )))
+    }
+}
+
 /// PD5 `DELETE /api/v4/buckets/{bucket_id}/bid/{ball_id}`: 200 even when nothing matched.
 pub(crate) async fn delete_ball(
     State(st): State<PeerState>,

@@ -152,6 +152,10 @@ pub fn app(state: PeerState) -> Router {
         .route("/xballs", get(stats::xballs))
         .route("/xballs/size", get(stats::xballs_size))
         .route("/xversions", get(stats::xversions))
+        .route(
+            "/xtombstones/{bucket_id}/{key}",
+            delete(data::purge_tombstone),
+        )
         .route("/peers/state", get(stats::peers_state))
         .route("/nodes", post(stats::add_node))
         .route("/tasks", delete(stats::flush_tasks))

@@ -628,6 +628,29 @@ impl PeerClient {
         Self::send_json(peer, "versions", req).await
     }
 
+    /// `DELETE /api/v4/xtombstones/{bucket}/{key}`: the peer forgets the key's tombstone of
+    /// `version`; `false` when it has none of that version.
+    pub(crate) async fn purge_tombstone(
+        &self,
+        peer: &PeerView,
+        bucket: &str,
+        key: &str,
+        version: Version,
+    ) -> Result<bool, PeerError> {
+        let what = "purge-tombstone";
+        let req = self
+            .call(
+                Method::DELETE,
+                peer,
+                &format!("/api/v4/xtombstones/{bucket}/{key}"),
+            )
+            .header(VERSION_HEADER, version.header_value());
+        let Some(resp) = Self::send_found(peer, what, req).await? else {
+            return Ok(false);
+        };
+        Self::check(peer, what, resp).await.map(|_| true)
+    }
+
     /// PD5: deletes every key of a ball; its `n-deletes` (0 when it had none).
     pub(crate) async fn delete_ball(
         &self,

@@ -18,10 +18,13 @@
 //! repair the same cluster: their copies are idempotent. Progress is in `/metrics`
 //! (`mictlanx_router_repair_*`) and `GET /api/v4/repair`.
 //!
-//! Left for later (written down in `docs/operations.md`): collecting tombstones once every
-//! replica has them, removing the copies a rebalance leaves on peers that no longer lead
-//! a key, and collecting the chunks of interrupted puts (they are already hidden from
-//! listings and ball reads).
+//! Tombstones are collected in a round that listed every registered peer, once no peer
+//! holds a copy of the key any more and the delete is older than `tombstone_grace` (1 h),
+//! when no write older than the delete can still be on its way.
+//!
+//! Left for later (written down in `docs/consistency.md`): removing the copies a rebalance
+//! leaves on peers that no longer lead a key, and collecting the chunks of interrupted
+//! puts (they are already hidden from listings and ball reads).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,6 +51,7 @@ pub(crate) struct RepairStats {
     copies: AtomicU64,
     bytes_copied: AtomicU64,
     deletes: AtomicU64,
+    tombstones_collected: AtomicU64,
     failures: AtomicU64,
     last_round_ms: AtomicU64,
     last_round_keys: AtomicU64,
@@ -75,6 +79,8 @@ pub(crate) struct RepairStatus {
     pub bytes_copied: u64,
     /// Deletes sent to replicas that missed them.
     pub deletes: u64,
+    /// Tombstones forgotten once every peer had applied their delete (one per peer).
+    pub tombstones_collected: u64,
     /// Copies or deletes that failed (retried next round).
     pub failures: u64,
     /// Duration of the last finished round, in seconds.
@@ -99,6 +105,7 @@ impl RepairStats {
             copies: get(&self.copies),
             bytes_copied: get(&self.bytes_copied),
             deletes: get(&self.deletes),
+            tombstones_collected: get(&self.tombstones_collected),
             failures: get(&self.failures),
             last_round_seconds: get(&self.last_round_ms) as f64 / 1000.0,
             last_round_keys: get(&self.last_round_keys),
@@ -130,6 +137,11 @@ impl RepairStats {
             "repair_deletes",
             "Deletes repair sent to replicas that missed them.",
             s.deletes as f64,
+        );
+        m.set_gauge(
+            "repair_tombstones_collected",
+            "Tombstones collected once every peer had applied their delete.",
+            s.tombstones_collected as f64,
         );
         m.set_gauge(
             "repair_failures",
@@ -172,6 +184,8 @@ pub(crate) async fn run_round(st: &RouterState) {
     stats.running.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let peers = st.peers.healthy();
+    // Tombstones are collected only in a round that saw every registered peer.
+    let mut complete = peers.len() == st.peers.counts().1;
     let mut keys: BTreeMap<(String, String), Sightings> = BTreeMap::new();
     for peer in &peers {
         match list_versions(st, peer).await {
@@ -183,13 +197,19 @@ pub(crate) async fn run_round(st: &RouterState) {
                 }
             }
             // A MictlanX peer has no version listing: it is left out of repair.
-            Err(e) => tracing::debug!(event = "REPAIR.LIST.FAILED", peer = %peer.id, error = %e),
+            Err(e) => {
+                complete = false;
+                tracing::debug!(event = "REPAIR.LIST.FAILED", peer = %peer.id, error = %e);
+            }
         }
     }
     let mut pacer = Pacer::new(st.config.repair_bytes_per_sec);
     let mut actions = 0u64;
     for ((bucket, key), sightings) in &keys {
         actions += repair_key(st, bucket, key, sightings, &mut pacer).await;
+        if complete {
+            collect_tombstone(st, bucket, key, sightings).await;
+        }
     }
     let n = keys.len() as u64;
     stats.keys_checked.fetch_add(n, Ordering::Relaxed);
@@ -317,6 +337,39 @@ async fn repair_key(
         }
     }
     sent
+}
+
+/// Forgets a key's tombstone on every peer once the delete is everywhere: its newest
+/// version is that deletion, no peer holds a copy (older or not), and the delete is older
+/// than `tombstone_grace`. Called only in a round that listed every registered peer.
+async fn collect_tombstone(st: &RouterState, bucket: &str, key: &str, sightings: &Sightings) {
+    let Some((_, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+        return;
+    };
+    let newest_version = version(newest);
+    if !newest.deleted || sightings.iter().any(|(_, e)| !e.deleted) {
+        return;
+    }
+    let grace_ms = u64::try_from(st.config.tombstone_grace.as_millis()).unwrap_or(u64::MAX);
+    let now_ms = crate::storage::epoch_ms(std::time::SystemTime::now());
+    if newest_version.millis().saturating_add(grace_ms) > now_ms {
+        return;
+    }
+    for (peer, entry) in sightings {
+        let v = version(entry);
+        match st.client.purge_tombstone(peer, bucket, key, v).await {
+            Ok(true) => {
+                st.repair
+                    .tombstones_collected
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                st.repair.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event = "REPAIR.TOMBSTONE.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
+            }
+        }
+    }
 }
 
 /// The metadata of the newest copy, as its holder reports it.

@@ -177,6 +177,35 @@ impl Store {
         .await
     }
 
+    /// Forgets the tombstone of `bucket_id@key` if it is the one of `version` (a newer
+    /// delete's stays); returns whether it did. Repair asks this once every replica has
+    /// applied the delete and it is old enough that no older write can still arrive.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn purge_tombstone(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        let db_key = object_key(bucket_id, key);
+        self.blocking(move |s| {
+            s.write(|txn, _| {
+                let mut tombstones = txn.open_table(TOMBSTONES)?;
+                match get_tombstone(&tombstones, &db_key)? {
+                    Some(t) if t.version == version => {
+                        tombstones.remove(db_key.as_str())?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            })
+        })
+        .await
+    }
+
     /// Moves the object file `file` of `bucket_id@key` aside (`*.corrupted`) and drops its
     /// record, if the record still points at that file (a newer version is left alone).
     /// A file that cannot be moved (already gone) is logged, not an error. Inline objects

@@ -151,6 +151,22 @@ async fn an_upload_overtaken_by_a_newer_commit_is_stale_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn only_the_named_tombstone_is_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    put_at(&store, "k", b"data", v(10)).await.unwrap();
+    store
+        .delete_key_at("b", "k", deletion(v(20)))
+        .await
+        .unwrap();
+    assert!(!store.purge_tombstone("b", "k", v(19)).await.unwrap());
+    assert!(matches!(state(&store, "k").await, KeyState::Deleted(_)));
+    assert!(store.purge_tombstone("b", "k", v(20)).await.unwrap());
+    assert_eq!(state(&store, "k").await, KeyState::Absent);
+    assert!(!store.purge_tombstone("b", "k", v(20)).await.unwrap());
+}
+
+#[tokio::test]
 async fn versions_and_tombstones_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
