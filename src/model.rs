@@ -622,6 +622,22 @@ pub struct KeyVersionEntry {
     /// Replicas its writer asked for (0: not said).
     #[serde(default)]
     pub replication_factor: u32,
+    /// The ball the key belongs to (copies only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ball_id: String,
+    /// The `num_chunks` tag of a chunk of a multi-chunk ball (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_chunks: u64,
+    /// The `full_checksum` tag of such a chunk: every chunk of one put has the same.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub full_checksum: String,
+    /// When the copy was written here (ms since the Unix epoch).
+    #[serde(default)]
+    pub written_at_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A page of a peer's keys and versions, in key order (`GET /api/v4/xversions`).

@@ -94,9 +94,10 @@ pub struct RouterConfig {
     /// Repair copies are paced to this many bytes per second, so that they leave room for
     /// client traffic.
     pub repair_bytes_per_sec: u64,
-    /// A tombstone is collected once every registered peer has applied its delete and it
-    /// is this old: no write older than the delete can still be on its way by then.
-    pub tombstone_grace: Duration,
+    /// How long until a write is no longer on its way: a tombstone applied by every
+    /// registered peer is collected once its delete is this old, and the chunks of a
+    /// multi-chunk put that never completed once its last chunk is this old.
+    pub settle_time: Duration,
     /// Availability policies: evaluation interval, statistics window, elastic provisioner.
     pub policy: crate::router::PolicyConfig,
     /// Tokens accepted from clients, the cluster token sent to the peers, and `/metrics`
@@ -125,7 +126,7 @@ impl RouterConfig {
             read_width: 3,
             repair_interval: Some(Duration::from_secs(30)),
             repair_bytes_per_sec: 64 * 1024 * 1024,
-            tombstone_grace: Duration::from_secs(3600),
+            settle_time: Duration::from_secs(3600),
             policy: crate::router::PolicyConfig::default(),
             auth: AuthConfig::default(),
             tls: None,

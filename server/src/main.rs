@@ -157,9 +157,10 @@ struct ReplicationArgs {
     /// Bytes per second repair copies may use (e.g. 64MiB).
     #[arg(long, env = "MICTLANX_REPAIR_RATE", default_value = "64MiB", value_parser = parse_size_arg)]
     repair_rate: u64,
-    /// Milliseconds a tombstone is kept after every peer has applied its delete.
-    #[arg(long, env = "MICTLANX_TOMBSTONE_GRACE_MS", default_value_t = 3_600_000)]
-    tombstone_grace_ms: u64,
+    /// Milliseconds until a write is no longer on its way: tombstones applied everywhere,
+    /// and the chunks of puts that never completed, are collected after that.
+    #[arg(long, env = "MICTLANX_SETTLE_TIME_MS", default_value_t = 3_600_000)]
+    settle_time_ms: u64,
     /// How many peers of a key's placement order a read asks for the newest version.
     #[arg(long, env = "MICTLANX_READ_WIDTH", default_value_t = 3)]
     read_width: usize,
@@ -171,7 +172,7 @@ impl ReplicationArgs {
             (self.repair_interval_ms > 0).then(|| Duration::from_millis(self.repair_interval_ms));
         config.repair_bytes_per_sec = self.repair_rate.max(1);
         config.read_width = self.read_width.max(1);
-        config.tombstone_grace = Duration::from_millis(self.tombstone_grace_ms);
+        config.settle_time = Duration::from_millis(self.settle_time_ms);
     }
 }
 

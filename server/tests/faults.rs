@@ -134,7 +134,7 @@ async fn tombstones_are_collected_once_every_peer_has_the_delete() {
     let spec = ClusterSpec::new(3, 1).router_args(&[
         "--repair-interval-ms",
         "200",
-        "--tombstone-grace-ms",
+        "--settle-time-ms",
         "0",
     ]);
     let mut c = ProcessCluster::start(spec).await;
@@ -717,6 +717,56 @@ async fn interrupted_multichunk_put_is_invisible() {
         wrong.join("\n  ")
     );
     println!("took {:?}", started.elapsed());
+}
+
+/// Repair collects the chunks of a put that never completed once it has settled; the
+/// complete ball beside it stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_multichunk_put_is_collected() {
+    let started = Instant::now();
+    let spec = ClusterSpec::new(3, 1).router_args(&[
+        "--repair-interval-ms",
+        "200",
+        "--settle-time-ms",
+        "0",
+    ]);
+    let c = ProcessCluster::start(spec).await;
+    let router = c.router(0);
+    let chunk_len = 20_000;
+    let whole = random_bytes(3 * chunk_len);
+    for (i, chunk) in whole.chunks(chunk_len).enumerate() {
+        put_chunk(&router, "kept", i, 3, chunk, &sha256(&whole)).await;
+    }
+    let partial = random_bytes(4 * chunk_len);
+    for (i, chunk) in partial.chunks(chunk_len).take(2).enumerate() {
+        put_chunk(&router, "cut", i, 4, chunk, &sha256(&partial)).await;
+    }
+    let cut_keys = ["cut_0", "cut_1"];
+    let collected = poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            for key in cut_keys {
+                if !c.holders(B, key).await.is_empty() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    assert!(collected, "chunks of the interrupted put are still held");
+    for i in 0..3 {
+        let key = format!("kept_{i}");
+        assert_eq!(c.holders(B, &key).await.len(), 2, "{key} lost copies");
+    }
+    let chunks = router.chunks(B, "kept").await;
+    assert_eq!(chunks.status, 200, "{}", chunks.text());
+    println!(
+        "interrupted_multichunk_put_is_collected: {} chunks collected, the complete ball kept; took {:?}",
+        cut_keys.len(),
+        started.elapsed()
+    );
 }
 
 // 9 ---------------------------------------------------------------------------------------

@@ -176,12 +176,29 @@ pub(crate) async fn xversions(
         entries: entries
             .into_iter()
             .map(|e| KeyVersionEntry {
+                ball_id: e
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.ball_id.clone())
+                    .unwrap_or_default(),
+                num_chunks: e
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.num_chunks())
+                    .unwrap_or(0),
+                full_checksum: e
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.full_checksum())
+                    .unwrap_or_default()
+                    .to_string(),
                 bucket_id: e.bucket_id,
                 key: e.key,
                 version: e.version.to_string(),
                 deleted: e.deleted,
                 size: e.size,
                 replication_factor: e.replication_factor,
+                written_at_ms: e.written_at_ms,
             })
             .collect(),
         more,

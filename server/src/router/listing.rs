@@ -93,23 +93,34 @@ fn generation(m: &Metadata) -> (Option<&str>, Option<u64>) {
     (m.full_checksum(), m.num_chunks())
 }
 
-/// The chunks of the ball's newest put (that of its newest chunk), when all of them are
-/// there; none otherwise. Records without a `num_chunks` tag are objects of their own and
-/// stay as they are.
+/// A put of a ball, as its chunks' tags tell it: `full_checksum` and `num_chunks`.
+type PutId = (Option<String>, Option<u64>);
+
+/// The chunks of the ball's newest complete put (the complete put whose newest chunk is
+/// the newest), so an overwrite in progress leaves the previous version listed and an
+/// interrupted put is never listed. Records without a `num_chunks` tag are objects of their
+/// own and stay as they are.
 fn complete_ball(chunks: Vec<(Version, Metadata)>) -> Vec<Metadata> {
     let (plain, chunked): (Vec<_>, Vec<_>) = chunks
         .into_iter()
         .partition(|(_, m)| m.num_chunks().is_none());
     let mut out: Vec<Metadata> = plain.into_iter().map(|(_, m)| m).collect();
-    let Some((_, newest)) = chunked.iter().max_by(|(a, _), (b, _)| a.cmp(b)) else {
-        return out;
-    };
-    let current = generation(newest);
-    let expected = newest.num_chunks().and_then(|n| usize::try_from(n).ok());
-    let (current_put, _older): (Vec<_>, Vec<_>) =
-        chunked.iter().partition(|(_, m)| generation(m) == current);
-    if expected.is_some_and(|n| current_put.len() >= n) {
-        out.extend(current_put.into_iter().map(|(_, m)| m.clone()));
+    let mut puts: HashMap<PutId, Vec<(Version, Metadata)>> = HashMap::new();
+    for (v, m) in chunked {
+        let (checksum, n) = generation(&m);
+        puts.entry((checksum.map(str::to_string), n))
+            .or_default()
+            .push((v, m));
+    }
+    let newest_complete = puts
+        .into_iter()
+        .filter(|((_, n), members)| {
+            n.and_then(|n| usize::try_from(n).ok())
+                .is_some_and(|n| members.len() >= n)
+        })
+        .max_by_key(|(_, members)| members.iter().map(|(v, _)| *v).max());
+    if let Some((_, members)) = newest_complete {
+        out.extend(members.into_iter().map(|(_, m)| m));
     }
     out
 }
@@ -274,6 +285,31 @@ mod tests {
             keys,
             ["full_0", "full_1", "full_2", "mixed_0", "mixed_1"].map(String::from)
         );
+        // An overwrite of "old" (3 chunks) by a put of 4 chunks, 2 of them there so far:
+        // the old version stays listed until the new one is complete.
+        let balls = vec![
+            chunk("old", 0, 3, "1"),
+            chunk("old", 1, 3, "1"),
+            chunk("old", 2, 3, "1"),
+            chunk("new", 0, 4, "2"),
+            chunk("new", 1, 4, "2"),
+        ]
+        .into_iter()
+        .map(|mut m| {
+            m.ball_id = "ball".into();
+            m
+        })
+        .collect();
+        let versions = [
+            ("old_0", "1.0"),
+            ("old_1", "1.0"),
+            ("old_2", "1.0"),
+            ("new_0", "9.0"),
+            ("new_1", "9.0"),
+        ];
+        let m = merged(vec![(balls, &versions, &[])]);
+        let keys: Vec<String> = m.records().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, ["old_0", "old_1", "old_2"].map(String::from));
     }
 
     #[test]

@@ -19,12 +19,14 @@
 //! (`mictlanx_router_repair_*`) and `GET /api/v4/repair`.
 //!
 //! Tombstones are collected in a round that listed every registered peer, once no peer
-//! holds a copy of the key any more and the delete is older than `tombstone_grace` (1 h),
-//! when no write older than the delete can still be on its way.
+//! holds a copy of the key any more and the delete is older than `settle_time` (1 h),
+//! when no write older than the delete can still be on its way. The chunks of a
+//! multi-chunk put that never completed (hidden from listings and ball reads already) are
+//! deleted once its last chunk is older than `settle_time`, and so are the chunks an older
+//! put of a ball left beside a complete newer one.
 //!
 //! Left for later (written down in `docs/consistency.md`): removing the copies a rebalance
-//! leaves on peers that no longer lead a key, and collecting the chunks of interrupted
-//! puts (they are already hidden from listings and ball reads).
+//! leaves on peers that no longer lead a key.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -205,6 +207,13 @@ pub(crate) async fn run_round(st: &RouterState) {
     }
     let mut pacer = Pacer::new(st.config.repair_bytes_per_sec);
     let mut actions = 0u64;
+    let settle_ms = u64::try_from(st.config.settle_time.as_millis()).unwrap_or(u64::MAX);
+    let now_ms = crate::storage::epoch_ms(std::time::SystemTime::now());
+    for (bucket, key) in abandoned_chunks(&keys, now_ms.saturating_sub(settle_ms)) {
+        if let Some(sightings) = keys.get_mut(&(bucket.clone(), key.clone())) {
+            actions += delete_abandoned(st, &bucket, &key, sightings).await;
+        }
+    }
     for ((bucket, key), sightings) in &keys {
         actions += repair_key(st, bucket, key, sightings, &mut pacer).await;
         if complete {
@@ -339,9 +348,100 @@ async fn repair_key(
     sent
 }
 
+/// The chunks of puts that are over, all of whose chunks were written before `before_ms`:
+/// the incomplete puts of each multi-chunk ball, and the complete ones older than its
+/// newest complete put (the one listings show).
+fn abandoned_chunks(
+    keys: &BTreeMap<(String, String), Sightings>,
+    before_ms: u64,
+) -> Vec<(String, String)> {
+    /// One chunk: its key, its newest version, its put (full checksum, chunk count), when
+    /// it was last written.
+    struct Chunk<'a> {
+        key: &'a str,
+        version: Version,
+        put: (&'a str, u64),
+        written_at_ms: u64,
+    }
+    let mut balls: BTreeMap<(&str, &str), Vec<Chunk<'_>>> = BTreeMap::new();
+    for ((bucket, key), sightings) in keys {
+        let Some((_, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+            continue;
+        };
+        if newest.deleted || newest.num_chunks == 0 || newest.ball_id.is_empty() {
+            continue;
+        }
+        let written_at_ms = sightings
+            .iter()
+            .map(|(_, e)| e.written_at_ms)
+            .max()
+            .unwrap_or(0);
+        balls
+            .entry((bucket.as_str(), newest.ball_id.as_str()))
+            .or_default()
+            .push(Chunk {
+                key: key.as_str(),
+                version: version(newest),
+                put: (newest.full_checksum.as_str(), newest.num_chunks),
+                written_at_ms,
+            });
+    }
+    let mut out = Vec::new();
+    for ((bucket, _), chunks) in balls {
+        let mut puts: BTreeMap<(&str, u64), Vec<&Chunk<'_>>> = BTreeMap::new();
+        for c in &chunks {
+            puts.entry(c.put).or_default().push(c);
+        }
+        let newest = |members: &[&Chunk<'_>]| members.iter().map(|c| c.version).max();
+        let current = puts
+            .iter()
+            .filter(|(put, members)| members.len() as u64 >= put.1)
+            .map(|(_, members)| newest(members))
+            .max()
+            .flatten();
+        for (put, members) in &puts {
+            let settled = members.iter().all(|c| c.written_at_ms < before_ms);
+            let complete = members.len() as u64 >= put.1;
+            let superseded = complete && current.is_some_and(|c| newest(members) < Some(c));
+            if settled && (!complete || superseded) {
+                out.extend(
+                    members
+                        .iter()
+                        .map(|c| (bucket.to_string(), c.key.to_string())),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Deletes, at a fresh version, the chunk `bucket@key` of a put that is over, on every
+/// peer holding it; the sightings are updated so the rest of the round sees the deletion.
+async fn delete_abandoned(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    sightings: &mut Sightings,
+) -> u64 {
+    let version = st.clock.now();
+    let holders: Vec<PeerView> = sightings
+        .iter()
+        .filter(|(_, e)| !e.deleted)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let holders: Vec<&PeerView> = holders.iter().collect();
+    let sent = delete_stale(st, bucket, key, version, &holders).await;
+    tracing::info!(event = "REPAIR.ABANDONED.CHUNK", bucket_id = bucket, key, %version);
+    for (_, e) in sightings.iter_mut() {
+        e.deleted = true;
+        e.version = version.to_string();
+    }
+    sent
+}
+
 /// Forgets a key's tombstone on every peer once the delete is everywhere: its newest
 /// version is that deletion, no peer holds a copy (older or not), and the delete is older
-/// than `tombstone_grace`. Called only in a round that listed every registered peer.
+/// than `settle_time`. Called only in a round that listed every registered peer.
 async fn collect_tombstone(st: &RouterState, bucket: &str, key: &str, sightings: &Sightings) {
     let Some((_, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
         return;
@@ -350,7 +450,7 @@ async fn collect_tombstone(st: &RouterState, bucket: &str, key: &str, sightings:
     if !newest.deleted || sightings.iter().any(|(_, e)| !e.deleted) {
         return;
     }
-    let grace_ms = u64::try_from(st.config.tombstone_grace.as_millis()).unwrap_or(u64::MAX);
+    let grace_ms = u64::try_from(st.config.settle_time.as_millis()).unwrap_or(u64::MAX);
     let now_ms = crate::storage::epoch_ms(std::time::SystemTime::now());
     if newest_version.millis().saturating_add(grace_ms) > now_ms {
         return;
@@ -454,6 +554,58 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(key: &str, stamp: u64, put: &str, n: u64, written_at_ms: u64) -> Sightings {
+        let peer = PeerView {
+            id: "p".into(),
+            base_url: "http://p".into(),
+            up: true,
+            verifies_uploads: true,
+            in_flight: 0,
+        };
+        let entry = KeyVersionEntry {
+            bucket_id: "b".into(),
+            key: key.into(),
+            version: Version { stamp, tag: 1 }.to_string(),
+            deleted: false,
+            size: 1,
+            replication_factor: 1,
+            ball_id: key.split('_').next().unwrap_or(key).into(),
+            num_chunks: n,
+            full_checksum: put.into(),
+            written_at_ms,
+        };
+        vec![(peer, entry)]
+    }
+
+    #[test]
+    fn abandoned_puts_are_the_settled_incomplete_and_superseded_ones() {
+        let mut keys: BTreeMap<(String, String), Sightings> = BTreeMap::new();
+        let mut add = |key: &str, stamp, put: &str, n, at| {
+            keys.insert(("b".into(), key.into()), chunk(key, stamp, put, n, at));
+        };
+        // "cut": 2 of 3 chunks, long ago; "slow": 1 of 3, its last chunk just written.
+        add("cut_0", 1, "c", 3, 10);
+        add("cut_1", 2, "c", 3, 10);
+        add("slow_0", 1, "s", 3, 10);
+        add("slow_1", 2, "s", 3, 990);
+        // "ow": a complete put of 2 chunks over an older complete one of 3 chunks, whose
+        // third chunk was left behind; "ip": an overwrite in progress over a complete ball.
+        add("ow_0", 5, "new", 2, 10);
+        add("ow_1", 6, "new", 2, 10);
+        add("ow_2", 1, "old", 3, 10);
+        add("ip_0", 1, "old", 2, 10);
+        add("ip_1", 1, "old", 2, 10);
+        add("ip_2", 9, "new", 3, 10);
+        let mut got: Vec<String> = abandoned_chunks(&keys, 500)
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
+        got.sort();
+        // "ow_2" is of an incomplete put (1 of 3) as far as the listing can tell, so it
+        // goes; "ip_2" goes too (incomplete and settled), the old "ip" ball stays.
+        assert_eq!(got, ["cut_0", "cut_1", "ip_2", "ow_2"]);
+    }
 
     #[test]
     fn the_pacer_holds_copies_to_the_rate() {

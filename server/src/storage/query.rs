@@ -25,6 +25,10 @@ pub struct VersionEntry {
     pub size: u64,
     /// Replicas its writer asked for (0: not said).
     pub replication_factor: u32,
+    /// The metadata of the copy (`None` for a tombstone).
+    pub metadata: Option<Metadata>,
+    /// When the copy was written (0 for a tombstone).
+    pub written_at_ms: u64,
 }
 
 /// What the store knows about one key.
@@ -116,12 +120,14 @@ impl Store {
             for (db_key, bytes) in range(&objects)? {
                 let rec: ObjectRecord = decode(&db_key, &bytes)?;
                 let entry = VersionEntry {
-                    bucket_id: rec.metadata.bucket_id,
-                    key: rec.metadata.key,
+                    bucket_id: rec.metadata.bucket_id.clone(),
+                    key: rec.metadata.key.clone(),
                     version: rec.version,
                     deleted: false,
                     size: rec.stored_size,
                     replication_factor: rec.replication_factor,
+                    written_at_ms: rec.updated_at_ms,
+                    metadata: Some(rec.metadata),
                 };
                 merged.insert(db_key, entry);
             }
@@ -138,6 +144,8 @@ impl Store {
                     deleted: true,
                     size: 0,
                     replication_factor: 0,
+                    metadata: None,
+                    written_at_ms: 0,
                 };
                 merged.insert(db_key, entry);
             }
