@@ -125,18 +125,19 @@ async fn delete_while_holder_down_stays_deleted() {
     println!("took {:?}", started.elapsed());
 }
 
+/// Three peers and a router whose repair runs every 200 ms and collects tombstones and
+/// abandoned chunks as soon as it may (`--settle-time-ms 0`).
+fn eager_collection() -> ClusterSpec {
+    ClusterSpec::new(3, 1).router_args(&["--repair-interval-ms", "200", "--settle-time-ms", "0"])
+}
+
 /// Tombstones are collected once every peer has applied the delete: the returning peer
 /// first gets the delete it missed (repair), then every tombstone goes, and the keys stay
 /// deleted (and can be written again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_are_collected_once_every_peer_has_the_delete() {
     let started = Instant::now();
-    let spec = ClusterSpec::new(3, 1).router_args(&[
-        "--repair-interval-ms",
-        "200",
-        "--settle-time-ms",
-        "0",
-    ]);
+    let spec = eager_collection();
     let mut c = ProcessCluster::start(spec).await;
     let h = History::new(B);
     let keys = put_keys(&c.router(0), &h, "gc", 8, 2).await;
@@ -724,12 +725,7 @@ async fn interrupted_multichunk_put_is_invisible() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_multichunk_put_is_collected() {
     let started = Instant::now();
-    let spec = ClusterSpec::new(3, 1).router_args(&[
-        "--repair-interval-ms",
-        "200",
-        "--settle-time-ms",
-        "0",
-    ]);
+    let spec = eager_collection();
     let c = ProcessCluster::start(spec).await;
     let router = c.router(0);
     let chunk_len = 20_000;

@@ -7,75 +7,39 @@
 
 #[path = "support/peer_harness.rs"]
 mod harness;
+#[path = "support/process_cluster.rs"]
+mod process_cluster;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use harness::*;
+use process_cluster::ChildProcess;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-/// How long the binary may take to print `LISTENING`.
-const STARTUP: Duration = Duration::from_secs(20);
-
-/// The peer binary as a child process; killed (SIGKILL) on drop.
+/// The peer binary as a child process (the fault suite's [`ChildProcess`]); SIGKILLed on
+/// drop.
 struct PeerProcess {
-    child: Child,
+    process: ChildProcess,
     addr: SocketAddr,
 }
 
 impl PeerProcess {
-    fn spawn(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mictlanx-server"))
-            .args(["peer", "--id", "peer-0", "--port", "0", "--data-dir"])
-            .arg(dir)
-            .args(["--capacity", "1GB"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the mictlanx-server binary starts");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        // Keep draining stdout so that a chatty child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(pos) = line.find("LISTENING ") {
-                    let _ = tx.send(line[pos + "LISTENING ".len()..].trim().to_string());
-                }
-            }
-        });
-        let stderr_log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let log = Arc::clone(&stderr_log);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut log = log.lock().unwrap();
-                if log.len() < 64 * 1024 {
-                    log.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(STARTUP) {
-            Ok(addr) => addr.parse().expect("LISTENING carries host:port"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the peer did not print LISTENING within {STARTUP:?}; stderr:\n{}",
-                    stderr_log.lock().unwrap()
-                );
-            }
-        };
-        Self { child, addr }
+    async fn spawn(dir: &Path) -> Self {
+        let args: Vec<String> = ["peer", "--id", "peer-0", "--port", "0", "--data-dir"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([dir.display().to_string(), "--capacity".into(), "1GB".into()])
+            .collect();
+        let process = ChildProcess::spawn("peer-0", &args)
+            .await
+            .unwrap_or_else(|e| panic!("the peer did not start: {e}"));
+        Self {
+            addr: process.addr,
+            process,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -84,15 +48,7 @@ impl PeerProcess {
 
     /// SIGKILL: no destructor, no flush, no graceful anything.
     fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for PeerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 }
 
@@ -171,7 +127,7 @@ async fn sigkill_mid_upload_leaves_the_key_uncommitted() {
     let http = client();
     let data = pattern(4_000_000);
 
-    let peer = PeerProcess::spawn(dir.path());
+    let peer = PeerProcess::spawn(dir.path()).await;
     let task = put_metadata(&http, &peer, "big", &data).await;
     // Send a quarter of the body over a raw connection and keep it open.
     let mut conn = tokio::net::TcpStream::connect(peer.addr).await.unwrap();
@@ -192,7 +148,7 @@ async fn sigkill_mid_upload_leaves_the_key_uncommitted() {
     peer.kill();
     drop(conn);
 
-    let peer = PeerProcess::spawn(dir.path());
+    let peer = PeerProcess::spawn(dir.path()).await;
     assert!(files_under(&tmp).is_empty(), "recovery must clear tmp/");
     assert_eq!(object_files(dir.path()), 0, "no object file may survive");
     let (status, state, body) = metadata_state(&http, &peer, "big").await;
@@ -219,7 +175,7 @@ async fn sigkill_between_uploads_keeps_every_acknowledged_object() {
         d
     };
 
-    let peer = PeerProcess::spawn(dir.path());
+    let peer = PeerProcess::spawn(dir.path()).await;
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
     let writer = {
         let (http, acked) = (http.clone(), Arc::clone(&acked));
@@ -259,7 +215,7 @@ async fn sigkill_between_uploads_keeps_every_acknowledged_object() {
     let _ = tokio::time::timeout(STEP, writer).await;
     let acked = acked.lock().unwrap().clone();
 
-    let peer = PeerProcess::spawn(dir.path());
+    let peer = PeerProcess::spawn(dir.path()).await;
     assert!(files_under(&dir.path().join("tmp")).is_empty());
     for &i in &acked {
         let key = format!("k{i}");

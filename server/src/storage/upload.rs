@@ -432,11 +432,34 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::super::KeyState;
+    use super::super::{KeyState, PutOutcome};
     use super::*;
     use futures::SinkExt;
 
     type Feed = futures::channel::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+    /// Accepts `b@k` (10 bytes) and starts its upload with 2 bytes sent, holding its task
+    /// when this returns; the test sends the rest (or not) through the feed.
+    async fn upload_under_way(
+        store: &Store,
+    ) -> (
+        PutOutcome,
+        Feed,
+        tokio::task::JoinHandle<Result<StoredObject, StoreError>>,
+    ) {
+        let out = store
+            .put_metadata(put(metadata("b", "k", b"0123456789")))
+            .await
+            .unwrap();
+        let (mut tx, first) = fed_upload(store, out.task_id());
+        tx.send(Ok(Bytes::from_static(b"01"))).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !store.is_uploading(out.task_id()) {
+            assert!(std::time::Instant::now() < deadline, "upload never started");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        (out, tx, first)
+    }
 
     /// Starts the upload of `task_id` whose body the test then sends piece by piece.
     fn fed_upload(
@@ -684,17 +707,7 @@ mod tests {
     async fn a_retry_that_arrives_while_the_cut_attempt_lets_go_goes_through() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path()).await;
-        let out = store
-            .put_metadata(put(metadata("b", "k", b"0123456789")))
-            .await
-            .unwrap();
-        let (mut tx, first) = fed_upload(&store, out.task_id());
-        tx.send(Ok(Bytes::from_static(b"01"))).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !store.is_uploading(out.task_id()) {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let (out, mut tx, first) = upload_under_way(&store).await;
         let retry = {
             let store = store.clone();
             let task = out.task_id().to_string();
@@ -713,17 +726,7 @@ mod tests {
         let store = open(dir.path()).await;
         let err = store.upload("nope", body(b"x", 1)).await.unwrap_err();
         assert_eq!(err.to_string(), "Task(nope) not found");
-        let out = store
-            .put_metadata(put(metadata("b", "k", b"0123456789")))
-            .await
-            .unwrap();
-        let (mut tx, first) = fed_upload(&store, out.task_id());
-        tx.send(Ok(Bytes::from_static(b"01"))).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !store.is_uploading(out.task_id()) {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let (out, mut tx, first) = upload_under_way(&store).await;
         let err = store
             .upload(out.task_id(), body(b"0123456789", 3))
             .await
