@@ -164,6 +164,10 @@ struct ReplicationArgs {
     /// How many peers of a key's placement order a read asks for the newest version.
     #[arg(long, env = "MICTLANX_READ_WIDTH", default_value_t = 3)]
     read_width: usize,
+    /// How many of them are asked along with every read (the others only when the first
+    /// has no copy).
+    #[arg(long, env = "MICTLANX_READ_SURVEY", default_value_t = 1)]
+    read_survey: usize,
 }
 
 impl ReplicationArgs {
@@ -172,6 +176,7 @@ impl ReplicationArgs {
             (self.repair_interval_ms > 0).then(|| Duration::from_millis(self.repair_interval_ms));
         config.repair_bytes_per_sec = self.repair_rate.max(1);
         config.read_width = self.read_width.max(1);
+        config.read_survey = self.read_survey;
         config.settle_time = Duration::from_millis(self.settle_time_ms);
     }
 }

@@ -149,6 +149,20 @@ impl Newest {
         failures: &mut Failures,
     ) -> Newest {
         let mut newest = Newest::Nothing;
+        newest.add(st, bucket, key, sightings, failures);
+        newest
+    }
+
+    /// Takes more sightings into account (see [`Newest::of`]).
+    pub(crate) fn add(
+        &mut self,
+        st: &RouterState,
+        bucket: &str,
+        key: &str,
+        sightings: Vec<Sighting>,
+        failures: &mut Failures,
+    ) {
+        let newest = self;
         for (peer, report) in sightings {
             match report {
                 Ok(KeyReport::Present {
@@ -161,7 +175,6 @@ impl Newest {
                 Err(e) => failures.push(st, bucket, key, e),
             }
         }
-        newest
     }
 
     /// Takes a copy at `version` held by `peer` into account.

@@ -107,10 +107,16 @@ impl From<PeerError> for Attempt {
 /// Reads `bucket/key` in its newest version, from the first replica that serves it
 /// correctly.
 ///
-/// The first place that is up is read at once while the key's other places are asked for
-/// their version (one round trip in the common case, where the first place has the newest
-/// version). When another place reports a newer copy, that copy is read instead; when it
-/// reports a newer deletion, the answer is 404. A stale copy is never served.
+/// The first place that is up is read at once while the next `read_survey` places (1 by
+/// default) are asked for their version: one round trip in the common case, where the
+/// first place has the newest version. When one of them reports a newer copy, that copy is
+/// read instead; a newer deletion is 404. When the first place has no copy to serve, the
+/// key's other places are asked too before the answer is decided.
+///
+/// Why one is enough with one failure at a time: a first place that missed a write was
+/// down when it was written, so the write went to the next peers of the order, the next
+/// place among them; asking that one finds the newer version (or the delete's tombstone).
+/// Asking more places only helps when two peers missed the same write.
 ///
 /// `metadata` (when the caller already has it) supplies the declared checksum and saves a
 /// metadata call for a replica that sends neither `Content-Length` nor `X-Mictlanx-Sha256`.
@@ -135,11 +141,15 @@ pub(crate) async fn read_object(
     let Some((primary, others)) = up.split_first() else {
         return Err(failures.into_error(&down, not_found()));
     };
+    // With the bytes, the next `read_survey` places are asked for their version; the
+    // others only when the first place has no copy to serve.
+    let (asked, later) = others.split_at(others.len().min(st.config.read_survey));
     let (first, sightings) = tokio::join!(
         attempt(st, primary, bucket, key, range, metadata),
-        survey(st, bucket, key, others)
+        survey(st, bucket, key, asked)
     );
     let mut newest = Newest::of(st, bucket, key, sightings, &mut failures);
+    let primary_served = first.is_ok();
     match first {
         Ok(read) if newest.version().map_or(true, |v| read.version >= v) => return Ok(read),
         Ok(read) => {
@@ -162,6 +172,10 @@ pub(crate) async fn read_object(
             }
         }
         Err(Attempt::Failed(e)) => failures.push(st, bucket, key, e),
+    }
+    if !primary_served && !later.is_empty() {
+        let more = survey(st, bucket, key, later).await;
+        newest.add(st, bucket, key, more, &mut failures);
     }
     let holders = match newest {
         Newest::Deleted(_) => return Err(not_found()),
