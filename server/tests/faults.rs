@@ -202,6 +202,74 @@ async fn tombstones_are_collected_once_every_peer_has_the_delete() {
     println!("took {:?}", started.elapsed());
 }
 
+/// A disable is versioned like a write: a replica that was down while a key was disabled
+/// does not serve it when it returns, and repair disables its copy too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_while_holder_down_stays_disabled() {
+    let started = Instant::now();
+    let mut c = ProcessCluster::start(eager_collection()).await;
+    let h = History::new(B);
+    let keys = put_keys(&c.router(0), &h, "dis", 8, 2).await;
+    let (victim, held) = c.busiest_holder(B, &keys).await;
+    c.kill_peer(victim).await;
+    let http = reqwest::Client::new();
+    for key in &keys {
+        let resp = http
+            .post(
+                c.router(0)
+                    .url(&format!("/api/v4/buckets/{B}/{key}/disable")),
+            )
+            .send()
+            .await
+            .expect("router answers");
+        assert_eq!(resp.status(), 204, "disable {key}");
+    }
+    c.restart_peer(victim).await;
+    let fresh = c.start_router().await;
+    for r in [0, fresh] {
+        for key in &keys {
+            let read = c.router(r).get(B, key).await;
+            assert_eq!(
+                read.status,
+                404,
+                "{key} through router {r}: {}",
+                read.text()
+            );
+        }
+    }
+    // Repair disables the returning peer's copies too.
+    let victim_peer = c.peer(victim);
+    let all_disabled = poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            for key in &keys {
+                let resp = http
+                    .get(victim_peer.url(&format!("/api/v4/buckets/{B}/metadata/{key}")))
+                    .send()
+                    .await
+                    .expect("peer answers");
+                if resp.status() == 200 {
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&bytes).unwrap_or_default();
+                    if body["metadata"]["is_disabled"] != serde_json::Value::Bool(true) {
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )
+    .await;
+    assert!(all_disabled, "the returning peer still has enabled copies");
+    println!(
+        "disable_while_holder_down: {held} of {} keys were on the peer that was down; 404 through both routers, disabled there after repair; took {:?}",
+        keys.len(),
+        started.elapsed()
+    );
+}
+
 // 2 ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

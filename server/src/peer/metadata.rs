@@ -222,10 +222,12 @@ pub(crate) async fn size(
 pub(crate) async fn disable(
     State(st): State<PeerState>,
     ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let bucket_id = input::bucket_id(&bucket_raw)?;
     let key = input::key(&key_raw)?;
-    if st.store.disable(&bucket_id, &key).await? {
+    let version = Version::from_headers(&headers);
+    if st.store.disable_at(&bucket_id, &key, version).await? {
         tracing::info!(event = "DISABLE", bucket_id, key);
         Ok(StatusCode::NO_CONTENT)
     } else {

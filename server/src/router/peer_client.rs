@@ -682,13 +682,16 @@ impl PeerClient {
         peer: &PeerView,
         bucket: &str,
         key: &str,
+        version: Version,
     ) -> Result<bool, PeerError> {
         let what = "disable";
-        let req = self.call(
-            Method::POST,
-            peer,
-            &format!("/api/v4/buckets/{bucket}/{key}/disable"),
-        );
+        let req = self
+            .call(
+                Method::POST,
+                peer,
+                &format!("/api/v4/buckets/{bucket}/{key}/disable"),
+            )
+            .header(VERSION_HEADER, version.header_value());
         let Some(resp) = Self::send_found(peer, what, req).await? else {
             return Ok(false);
         };

@@ -292,7 +292,7 @@ async fn repair_key(
         .map(|(_, e)| e.replication_factor)
         .max()
         .unwrap_or(0);
-    let mut targets: Vec<PeerView> = stale.into_iter().cloned().collect();
+    let mut targets: Vec<PeerView> = stale.iter().map(|p| (*p).clone()).collect();
     if rf > 0 {
         let hash = placement::key_hash(bucket, key);
         let wanted = usize::try_from(rf).unwrap_or(usize::MAX);
@@ -321,6 +321,11 @@ async fn repair_key(
     let Some(metadata) = metadata_of(st, newest_peer, bucket, key).await else {
         return 0;
     };
+    if metadata.is_disabled {
+        // Its bytes cannot be read to copy them; the replicas that hold an older copy are
+        // disabled at its version instead (a missing copy of a disabled key stays missing).
+        return disable_stale(st, bucket, key, newest_version, &stale).await;
+    }
     let request = announcement_of(bucket, &metadata);
     let mut sent = 0;
     for target in targets {
@@ -488,6 +493,29 @@ async fn metadata_of(
             None
         }
     }
+}
+
+/// Disables, at `version`, the older copies the peers `stale` hold of a disabled key.
+async fn disable_stale(
+    st: &RouterState,
+    bucket: &str,
+    key: &str,
+    version: Version,
+    stale: &[&PeerView],
+) -> u64 {
+    for peer in stale {
+        match st.client.disable(peer, bucket, key, version).await {
+            Ok(_) => {
+                tracing::info!(event = "REPAIR.DISABLE", bucket_id = bucket, key, peer = %peer.id, %version)
+            }
+            Err(e) => {
+                st.note_failure(&e);
+                st.repair.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event = "REPAIR.DISABLE.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
+            }
+        }
+    }
+    stale.len() as u64
 }
 
 /// Sends the delete at `version` to the peers still holding an older copy.

@@ -4,6 +4,7 @@ use super::meta::{
     encode, get_object, get_pending_of_key, object_key, OBJECTS, PENDING, PENDING_BY_KEY,
 };
 use super::{Store, StoreError};
+use crate::version::Version;
 
 impl Store {
     /// Marks `bucket_id@key` disabled, on its committed record and on its pending upload
@@ -13,16 +14,37 @@ impl Store {
     ///
     /// Internal errors only.
     pub async fn disable(&self, bucket_id: &str, key: &str) -> Result<bool, StoreError> {
+        self.disable_at(bucket_id, key, None).await
+    }
+
+    /// [`Store::disable`] as a write of its own: the committed copy takes the disable's
+    /// version (`None`: one from the store's clock), so replicas that missed it lose to it,
+    /// and a disable older than the copy (the key was written again since) leaves the copy
+    /// enabled. Returns false when the key is unknown.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn disable_at(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        version: Option<Version>,
+    ) -> Result<bool, StoreError> {
         let db_key = object_key(bucket_id, key);
         self.blocking(move |s| {
+            let version = s.version_of(version);
             s.write(|txn, _| {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let mut pending = txn.open_table(PENDING)?;
                 let by_key = txn.open_table(PENDING_BY_KEY)?;
                 let mut found = false;
                 if let Some(mut obj) = get_object(&objects, &db_key)? {
-                    obj.metadata.is_disabled = true;
-                    objects.insert(db_key.as_str(), encode(&db_key, &obj)?.as_slice())?;
+                    if obj.version < version {
+                        obj.metadata.is_disabled = true;
+                        obj.version = version;
+                        objects.insert(db_key.as_str(), encode(&db_key, &obj)?.as_slice())?;
+                    }
                     found = true;
                 }
                 if let Some((task_id, mut rec)) = get_pending_of_key(&by_key, &pending, &db_key)? {

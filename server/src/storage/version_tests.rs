@@ -151,6 +151,27 @@ async fn an_upload_overtaken_by_a_newer_commit_is_stale_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_disable_is_a_write_of_its_own_and_an_older_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    put_at(&store, "k", b"data", v(10)).await.unwrap();
+    // Older than the copy (the key was written again since): the copy stays enabled.
+    assert!(store.disable_at("b", "k", Some(v(5))).await.unwrap());
+    assert_eq!(read_all(&store, "b", "k").await.unwrap(), b"data");
+    assert!(store.disable_at("b", "k", Some(v(20))).await.unwrap());
+    let KeyState::Committed(rec) = state(&store, "k").await else {
+        panic!("not committed");
+    };
+    assert!(rec.metadata.is_disabled);
+    assert_eq!(rec.version, v(20), "replicas that missed it lose to it");
+    assert!(matches!(
+        store.read("b", "k", None).await.unwrap_err(),
+        StoreError::Disabled { .. }
+    ));
+    assert!(!store.disable_at("b", "nope", Some(v(30))).await.unwrap());
+}
+
+#[tokio::test]
 async fn only_the_named_tombstone_is_purged() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;

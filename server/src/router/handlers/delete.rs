@@ -194,11 +194,13 @@ pub(crate) async fn disable_in(
         .into_iter()
         .partition(|id| st.peers.view(id).is_some_and(|p| p.up));
     let replicas: Vec<PeerView> = replicas.iter().filter_map(|id| st.peers.view(id)).collect();
+    // A disable is a write: with its own version, replicas that missed it lose to it.
+    let version = st.clock.now();
     let mut disabled = Vec::new();
     let errors = st
         .ask_each(
             &replicas,
-            |p| st.client.disable(p, &bucket, &key),
+            |p| st.client.disable(p, &bucket, &key, version),
             |peer, had_it| {
                 if had_it {
                     disabled.push(peer.id.clone());
