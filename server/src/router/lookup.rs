@@ -86,14 +86,13 @@ pub(crate) fn up_and_down(st: &RouterState, ids: &[String]) -> (Vec<PeerView>, V
 /// places that are down (callers decide what to do with them).
 pub(crate) async fn locate(st: &RouterState, bucket: &str, key: &str) -> Vec<String> {
     let ids = places(st, bucket, key);
-    let (up, _) = up_and_down(st, &ids);
+    let (up, down) = up_and_down(st, &ids);
     let found = survey(st, bucket, key, &up).await;
     let holders: Vec<String> = found
         .iter()
         .filter(|(_, r)| matches!(r, Ok(KeyReport::Present { .. })))
         .map(|(p, _)| p.id.clone())
         .collect();
-    let (_, down) = up_and_down(st, &ids);
     let holders = if holders.is_empty() {
         let exclude: HashSet<String> = ids.iter().cloned().collect();
         ask_all(st, bucket, key, &exclude)
@@ -162,15 +161,14 @@ impl Newest {
         sightings: Vec<Sighting>,
         failures: &mut Failures,
     ) {
-        let newest = self;
         for (peer, report) in sightings {
             match report {
                 Ok(KeyReport::Present {
                     metadata,
                     pending: false,
                     version,
-                }) => newest.saw_object(peer, version, metadata),
-                Ok(KeyReport::Deleted(v)) => newest.saw_deletion(v),
+                }) => self.saw_object(peer, version, metadata),
+                Ok(KeyReport::Deleted(v)) => self.saw_deletion(v),
                 Ok(KeyReport::Present { pending: true, .. }) | Ok(KeyReport::Absent) => {}
                 Err(e) => failures.push(st, bucket, key, e),
             }

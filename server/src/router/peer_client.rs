@@ -300,6 +300,19 @@ impl PeerClient {
         Ok((resp.status() != StatusCode::NOT_FOUND).then_some(resp))
     }
 
+    /// [`send_found`](Self::send_found) for calls answered by a status alone: `false` for a
+    /// 404, `true` for a 2xx, any other status an error.
+    async fn send_if_found(
+        peer: &PeerView,
+        what: &'static str,
+        req: RequestBuilder,
+    ) -> Result<bool, PeerError> {
+        match Self::send_found(peer, what, req).await? {
+            Some(resp) => Self::check(peer, what, resp).await.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
     /// Turns a non-2xx answer into [`PeerError::Status`], reading a bounded error body.
     pub(crate) async fn check(
         peer: &PeerView,
@@ -609,10 +622,7 @@ impl PeerClient {
                 &format!("/api/v4/buckets/{bucket}/{key}"),
             )
             .header(TASK_ID, task_id);
-        if let Some(resp) = Self::send_found(peer, what, req).await? {
-            Self::check(peer, what, resp).await?;
-        }
-        Ok(())
+        Self::send_if_found(peer, what, req).await.map(|_| ())
     }
 
     /// `GET /api/v4/xversions`: the page of the peer's keys and versions after `after`.
@@ -645,10 +655,7 @@ impl PeerClient {
                 &format!("/api/v4/xtombstones/{bucket}/{key}"),
             )
             .header(VERSION_HEADER, version.header_value());
-        let Some(resp) = Self::send_found(peer, what, req).await? else {
-            return Ok(false);
-        };
-        Self::check(peer, what, resp).await.map(|_| true)
+        Self::send_if_found(peer, what, req).await
     }
 
     /// PD5: deletes every key of a ball; its `n-deletes` (0 when it had none).
@@ -692,10 +699,7 @@ impl PeerClient {
                 &format!("/api/v4/buckets/{bucket}/{key}/disable"),
             )
             .header(VERSION_HEADER, version.header_value());
-        let Some(resp) = Self::send_found(peer, what, req).await? else {
-            return Ok(false);
-        };
-        Self::check(peer, what, resp).await.map(|_| true)
+        Self::send_if_found(peer, what, req).await
     }
 
     /// PS1: the peer's stats.

@@ -7,7 +7,6 @@
 //! `std` mutex, locked only inside the small methods below and never across an `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mictlanx::model::{PeerInfo, PeerPayload, PeersListResponse, UfsResponse};
@@ -31,7 +30,6 @@ struct PeerEntry {
     total_disk: u64,
     used_disk: u64,
     reserved: u64,
-    in_flight: Arc<AtomicUsize>,
     /// The replica map has not been filled from this peer's listing since it came up.
     needs_sync: bool,
     /// Its last probe said it checks the SHA-256 of uploads itself.
@@ -49,8 +47,6 @@ pub(crate) struct PeerView {
     pub up: bool,
     /// Whether its last probe said it checks the SHA-256 of uploads itself.
     pub verifies_uploads: bool,
-    /// Reads in flight from this peer.
-    pub in_flight: usize,
 }
 
 /// A change of a peer's health.
@@ -68,16 +64,6 @@ pub(crate) enum Transition {
 #[derive(Clone, Default)]
 pub(crate) struct PeerRegistry {
     inner: Arc<Mutex<HashMap<String, PeerEntry>>>,
-}
-
-/// Counts one read in flight from a peer while it lives (for least-loaded replica order).
-#[derive(Debug)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// A refused peer payload.
@@ -163,7 +149,6 @@ impl PeerRegistry {
                         total_disk: 0,
                         used_disk: 0,
                         reserved: 0,
-                        in_flight: Arc::default(),
                         needs_sync: false,
                         // Until a probe says otherwise, the router checks uploads itself.
                         verifies_uploads: false,
@@ -184,7 +169,6 @@ impl PeerRegistry {
             base_url: e.base_url.clone(),
             up: e.health == Health::Up,
             verifies_uploads: e.verifies_uploads,
-            in_flight: e.in_flight.load(Ordering::Relaxed),
         }
     }
 
@@ -313,14 +297,6 @@ impl PeerRegistry {
         }
     }
 
-    /// Counts a read from `id` until the returned guard is dropped.
-    pub(crate) fn begin_read(&self, id: &str) -> Option<InFlight> {
-        let map = self.lock();
-        let e = map.get(id)?;
-        e.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(InFlight(e.in_flight.clone()))
-    }
-
     /// What placement needs to know about every peer.
     pub(crate) fn candidates(&self) -> Vec<Candidate> {
         self.lock()
@@ -431,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn reservations_and_reads_in_flight() {
+    fn reservations() {
         let r = PeerRegistry::default();
         r.add(addr("p0", 1));
         r.reserve(&["p0"], 50);
@@ -440,13 +416,6 @@ mod tests {
         assert_eq!(r.candidates()[0].reserved, 15);
         r.release(&["p0"], 100);
         assert_eq!(r.candidates()[0].reserved, 0);
-        let g1 = r.begin_read("p0").unwrap();
-        let g2 = r.begin_read("p0").unwrap();
-        assert_eq!(r.view("p0").unwrap().in_flight, 2);
-        drop(g1);
-        drop(g2);
-        assert_eq!(r.view("p0").unwrap().in_flight, 0);
-        assert!(r.begin_read("zz").is_none());
     }
 
     #[test]

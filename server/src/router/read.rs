@@ -36,7 +36,7 @@ use super::headers::X_SHA256;
 const HASH_IN_PLACE: u64 = 64 * 1024;
 use super::lookup::{ask_all, places, survey, up_and_down, Failures, Newest};
 use super::peer_client::{next_piece, version_of, KeyReport, PeerError};
-use super::peers::{InFlight, PeerView};
+use super::peers::PeerView;
 use super::state::RouterState;
 
 /// The body of a successful read.
@@ -211,7 +211,6 @@ async fn attempt(
     metadata: Option<&Metadata>,
 ) -> Result<ObjectRead, Attempt> {
     let idle = st.config.peer_idle_timeout;
-    let guard = st.peers.begin_read(&peer.id);
     let resp = st.client.get_data(peer, bucket, key, range, idle).await?;
     let status = resp.status();
     let content_type = header_value(&resp, header::CONTENT_TYPE);
@@ -233,7 +232,7 @@ async fn attempt(
 
     if range.is_some() {
         let length = content_length;
-        let body = relay(peer.id.clone(), resp, idle, guard);
+        let body = relay(peer.id.clone(), resp, idle);
         return Ok(ObjectRead {
             peer: peer.id.clone(),
             status,
@@ -290,7 +289,7 @@ async fn attempt(
     } else {
         // Fail over on a replica that cannot even start sending.
         let first = next_piece(&peer.id, &mut stream, idle).await?;
-        ReadBody::Stream(verifying(check, first, stream, idle, guard))
+        ReadBody::Stream(verifying(check, first, stream, idle))
     };
     Ok(ObjectRead {
         peer: peer.id.clone(),
@@ -455,7 +454,6 @@ fn verifying(
     first: Option<Bytes>,
     stream: BoxStream<'static, reqwest::Result<Bytes>>,
     idle: Duration,
-    guard: Option<InFlight>,
 ) -> BoxStream<'static, Result<Bytes, io::Error>> {
     struct State {
         check: Check,
@@ -466,7 +464,6 @@ fn verifying(
         got: u64,
         idle: Duration,
         done: bool,
-        _guard: Option<InFlight>,
     }
     let state = State {
         hasher: check.sha256.as_ref().map(|_| Sha256Stream::new()),
@@ -477,7 +474,6 @@ fn verifying(
         got: 0,
         idle,
         done: false,
-        _guard: guard,
     };
     futures::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -529,19 +525,18 @@ fn relay(
     peer: String,
     resp: reqwest::Response,
     idle: Duration,
-    guard: Option<InFlight>,
 ) -> BoxStream<'static, Result<Bytes, io::Error>> {
     let stream = resp.bytes_stream().boxed();
-    futures::stream::unfold((stream, false, guard), move |(mut stream, done, guard)| {
+    futures::stream::unfold((stream, false), move |(mut stream, done)| {
         let peer = peer.clone();
         async move {
             if done {
                 return None;
             }
             match next_piece(&peer, &mut stream, idle).await {
-                Ok(Some(b)) => Some((Ok(b), (stream, false, guard))),
+                Ok(Some(b)) => Some((Ok(b), (stream, false))),
                 Ok(None) => None,
-                Err(e) => Some((Err(io_error(e)), (stream, true, guard))),
+                Err(e) => Some((Err(io_error(e)), (stream, true))),
             }
         }
     })

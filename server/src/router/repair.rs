@@ -177,8 +177,8 @@ pub(crate) fn spawn_loop(st: RouterState, stop: CancellationToken) {
     });
 }
 
-/// One key as the peers reported it: each peer's entry.
-type Sightings = Vec<(PeerView, KeyVersionEntry)>;
+/// One key as the peers reported it: each peer's entry, with its version parsed.
+type Sightings = Vec<(PeerView, KeyVersionEntry, Version)>;
 
 /// Runs one round over every key of every up peer.
 pub(crate) async fn run_round(st: &RouterState) {
@@ -193,9 +193,10 @@ pub(crate) async fn run_round(st: &RouterState) {
         match list_versions(st, peer).await {
             Ok(entries) => {
                 for e in entries {
+                    let v = e.version.parse().unwrap_or(Version::ZERO);
                     keys.entry((e.bucket_id.clone(), e.key.clone()))
                         .or_default()
-                        .push((peer.clone(), e));
+                        .push((peer.clone(), e, v));
                 }
             }
             // A MictlanX peer has no version listing: it is left out of repair.
@@ -256,10 +257,6 @@ async fn list_versions(
     }
 }
 
-fn version(e: &KeyVersionEntry) -> Version {
-    e.version.parse().unwrap_or(Version::ZERO)
-}
-
 /// Brings one key to its newest version on every replica and to `rf` replicas; returns
 /// how many copies and deletes were sent.
 async fn repair_key(
@@ -269,27 +266,28 @@ async fn repair_key(
     sightings: &Sightings,
     pacer: &mut Pacer,
 ) -> u64 {
-    let Some((newest_peer, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+    let Some(&(ref newest_peer, ref newest, newest_version)) =
+        sightings.iter().max_by_key(|(_, _, v)| *v)
+    else {
         return 0;
     };
-    let newest_version = version(newest);
     let stale: Vec<&PeerView> = sightings
         .iter()
-        .filter(|(_, e)| !e.deleted && version(e) < newest_version)
-        .map(|(p, _)| p)
+        .filter(|(_, e, v)| !e.deleted && *v < newest_version)
+        .map(|(p, _, _)| p)
         .collect();
     if newest.deleted {
-        return delete_stale(st, bucket, key, newest_version, &stale).await;
+        return catch_up(st, bucket, key, Catch::Delete(newest_version), &stale).await;
     }
     let holders: Vec<&PeerView> = sightings
         .iter()
-        .filter(|(_, e)| !e.deleted && version(e) == newest_version)
-        .map(|(p, _)| p)
+        .filter(|(_, e, v)| !e.deleted && *v == newest_version)
+        .map(|(p, _, _)| p)
         .collect();
     let rf = sightings
         .iter()
-        .filter(|(_, e)| version(e) == newest_version)
-        .map(|(_, e)| e.replication_factor)
+        .filter(|(_, _, v)| *v == newest_version)
+        .map(|(_, e, _)| e.replication_factor)
         .max()
         .unwrap_or(0);
     let mut targets: Vec<PeerView> = stale.iter().map(|p| (*p).clone()).collect();
@@ -324,7 +322,7 @@ async fn repair_key(
     if metadata.is_disabled {
         // Its bytes cannot be read to copy them; the replicas that hold an older copy are
         // disabled at its version instead (a missing copy of a disabled key stays missing).
-        return disable_stale(st, bucket, key, newest_version, &stale).await;
+        return catch_up(st, bucket, key, Catch::Disable(newest_version), &stale).await;
     }
     let request = announcement_of(bucket, &metadata);
     let mut sent = 0;
@@ -370,7 +368,8 @@ fn abandoned_chunks(
     }
     let mut balls: BTreeMap<(&str, &str), Vec<Chunk<'_>>> = BTreeMap::new();
     for ((bucket, key), sightings) in keys {
-        let Some((_, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+        let Some(&(_, ref newest, newest_version)) = sightings.iter().max_by_key(|(_, _, v)| *v)
+        else {
             continue;
         };
         if newest.deleted || newest.num_chunks == 0 || newest.ball_id.is_empty() {
@@ -378,7 +377,7 @@ fn abandoned_chunks(
         }
         let written_at_ms = sightings
             .iter()
-            .map(|(_, e)| e.written_at_ms)
+            .map(|(_, e, _)| e.written_at_ms)
             .max()
             .unwrap_or(0);
         balls
@@ -386,7 +385,7 @@ fn abandoned_chunks(
             .or_default()
             .push(Chunk {
                 key: key.as_str(),
-                version: version(newest),
+                version: newest_version,
                 put: (newest.full_checksum.as_str(), newest.num_chunks),
                 written_at_ms,
             });
@@ -431,15 +430,15 @@ async fn delete_abandoned(
     let version = st.clock.now();
     let holders: Vec<PeerView> = sightings
         .iter()
-        .filter(|(_, e)| !e.deleted)
-        .map(|(p, _)| p.clone())
+        .filter(|(_, e, _)| !e.deleted)
+        .map(|(p, _, _)| p.clone())
         .collect();
     let holders: Vec<&PeerView> = holders.iter().collect();
-    let sent = delete_stale(st, bucket, key, version, &holders).await;
+    let sent = catch_up(st, bucket, key, Catch::Delete(version), &holders).await;
     tracing::info!(event = "REPAIR.ABANDONED.CHUNK", bucket_id = bucket, key, %version);
-    for (_, e) in sightings.iter_mut() {
+    for (_, e, v) in sightings.iter_mut() {
         e.deleted = true;
-        e.version = version.to_string();
+        *v = version;
     }
     sent
 }
@@ -448,11 +447,10 @@ async fn delete_abandoned(
 /// version is that deletion, no peer holds a copy (older or not), and the delete is older
 /// than `settle_time`. Called only in a round that listed every registered peer.
 async fn collect_tombstone(st: &RouterState, bucket: &str, key: &str, sightings: &Sightings) {
-    let Some((_, newest)) = sightings.iter().max_by_key(|(_, e)| version(e)) else {
+    let Some(&(_, ref newest, newest_version)) = sightings.iter().max_by_key(|(_, _, v)| *v) else {
         return;
     };
-    let newest_version = version(newest);
-    if !newest.deleted || sightings.iter().any(|(_, e)| !e.deleted) {
+    if !newest.deleted || sightings.iter().any(|(_, e, _)| !e.deleted) {
         return;
     }
     let grace_ms = u64::try_from(st.config.settle_time.as_millis()).unwrap_or(u64::MAX);
@@ -460,8 +458,8 @@ async fn collect_tombstone(st: &RouterState, bucket: &str, key: &str, sightings:
     if newest_version.millis().saturating_add(grace_ms) > now_ms {
         return;
     }
-    for (peer, entry) in sightings {
-        let v = version(entry);
+    for (peer, _, v) in sightings {
+        let v = *v;
         match st.client.purge_tombstone(peer, bucket, key, v).await {
             Ok(true) => {
                 st.repair
@@ -495,52 +493,55 @@ async fn metadata_of(
     }
 }
 
-/// Disables, at `version`, the older copies the peers `stale` hold of a disabled key.
-async fn disable_stale(
-    st: &RouterState,
-    bucket: &str,
-    key: &str,
-    version: Version,
-    stale: &[&PeerView],
-) -> u64 {
-    for peer in stale {
-        match st.client.disable(peer, bucket, key, version).await {
-            Ok(_) => {
-                tracing::info!(event = "REPAIR.DISABLE", bucket_id = bucket, key, peer = %peer.id, %version)
-            }
-            Err(e) => {
-                st.note_failure(&e);
-                st.repair.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(event = "REPAIR.DISABLE.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
-            }
-        }
-    }
-    stale.len() as u64
+/// What repair sends to the peers holding an older copy of a key.
+#[derive(Debug, Clone, Copy)]
+enum Catch {
+    /// The key was deleted at this version.
+    Delete(Version),
+    /// The key was disabled at this version (its bytes cannot be read to be copied).
+    Disable(Version),
 }
 
-/// Sends the delete at `version` to the peers still holding an older copy.
-async fn delete_stale(
+/// Sends `what` to the peers `stale`, which hold an older copy of `bucket@key`; returns
+/// how many were sent.
+async fn catch_up(
     st: &RouterState,
     bucket: &str,
     key: &str,
-    version: Version,
+    what: Catch,
     stale: &[&PeerView],
 ) -> u64 {
-    let deletion = Deletion {
-        version: Some(version),
-        tombstone_always: true,
-    };
     for peer in stale {
-        match st.client.delete(peer, bucket, key, true, deletion).await {
-            Ok(_) => {
-                st.repair.deletes.fetch_add(1, Ordering::Relaxed);
-                st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
-                tracing::info!(event = "REPAIR.DELETE", bucket_id = bucket, key, peer = %peer.id, %version);
+        let (event, sent) = match what {
+            Catch::Delete(version) => {
+                let deletion = Deletion {
+                    version: Some(version),
+                    tombstone_always: true,
+                };
+                let sent = st.client.delete(peer, bucket, key, true, deletion).await;
+                if sent.is_ok() {
+                    st.repair.deletes.fetch_add(1, Ordering::Relaxed);
+                    st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
+                }
+                (("REPAIR.DELETE", "REPAIR.DELETE.FAILED"), sent.map(|_| ()))
+            }
+            Catch::Disable(version) => (
+                ("REPAIR.DISABLE", "REPAIR.DISABLE.FAILED"),
+                st.client
+                    .disable(peer, bucket, key, version)
+                    .await
+                    .map(|_| ()),
+            ),
+        };
+        let (done, failed) = event;
+        match sent {
+            Ok(()) => {
+                tracing::info!(event = done, bucket_id = bucket, key, peer = %peer.id, what = ?what)
             }
             Err(e) => {
                 st.note_failure(&e);
                 st.repair.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(event = "REPAIR.DELETE.FAILED", bucket_id = bucket, key, peer = %peer.id, error = %e);
+                tracing::warn!(event = failed, bucket_id = bucket, key, peer = %peer.id, error = %e);
             }
         }
     }
@@ -589,7 +590,6 @@ mod tests {
             base_url: "http://p".into(),
             up: true,
             verifies_uploads: true,
-            in_flight: 0,
         };
         let entry = KeyVersionEntry {
             bucket_id: "b".into(),
@@ -603,7 +603,7 @@ mod tests {
             full_checksum: put.into(),
             written_at_ms,
         };
-        vec![(peer, entry)]
+        vec![(peer, entry, Version { stamp, tag: 1 })]
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub(crate) async fn put_metadata_in(
             "replication_factor must be at least 1",
         ));
     }
-    let rf = usize::try_from(req.replication_factor).unwrap_or(usize::MAX);
+    let replication_factor = req.replication_factor;
+    let rf = usize::try_from(replication_factor).unwrap_or(usize::MAX);
     let update = flag(headers, UPDATE, false);
     st.require_healthy()?;
 
@@ -80,9 +81,14 @@ pub(crate) async fn put_metadata_in(
     let size = req.size;
     let checksum = req.checksum.clone();
     let peer_req = peer_request(req, &bucket, &key, ball_id);
-    let rf_asked = u32::try_from(rf).unwrap_or(u32::MAX);
     let announced = announce(
-        st, &bucket, &targets, &peer_req, &group_id, update, rf_asked,
+        st,
+        &bucket,
+        &targets,
+        &peer_req,
+        &group_id,
+        update,
+        replication_factor,
     )
     .await;
     let version = announced.version;
@@ -628,7 +634,6 @@ mod tests {
             base_url: format!("http://{id}"),
             up: true,
             verifies_uploads,
-            in_flight: 0,
         }
     }
 

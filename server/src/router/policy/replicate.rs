@@ -184,7 +184,6 @@ mod tests {
             base_url: format!("http://{id}"),
             up: true,
             verifies_uploads: true,
-            in_flight: 0,
         }
     }
 
