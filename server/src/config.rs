@@ -89,9 +89,10 @@ pub struct RouterConfig {
     /// is found, in its newest version, even when one of its places was down at the write.
     pub read_width: usize,
     /// How many places besides the one read are asked for their version along with a read
-    /// (the rest of `read_width` only when the first place has no copy to serve). 1 keeps
-    /// a replica that missed a write from being served while at most one peer is down at
-    /// a time; `read_width - 1` asks every place on every read.
+    /// (the rest of `read_width` only when the first place has no copy to serve). The
+    /// default, 2, asks every place of the default `read_width`. 1 halves the extra calls
+    /// and still catches a put or delete one replica missed (those reach the next place of
+    /// the order), but not a disable or metadata update (those reach only the holders).
     pub read_survey: usize,
     /// How often the repair loop compares every key's replicas and restores missing or
     /// stale ones (`None`: never). A round also starts when a peer comes up.
@@ -129,7 +130,7 @@ impl RouterConfig {
             verify_buffer_limit: 64 * 1024 * 1024,
             fanout_buffer_pieces: 8,
             read_width: 3,
-            read_survey: 1,
+            read_survey: 2,
             repair_interval: Some(Duration::from_secs(30)),
             repair_bytes_per_sec: 64 * 1024 * 1024,
             settle_time: Duration::from_secs(3600),

@@ -166,7 +166,7 @@ struct ReplicationArgs {
     read_width: usize,
     /// How many of them are asked along with every read (the others only when the first
     /// has no copy).
-    #[arg(long, env = "MICTLANX_READ_SURVEY", default_value_t = 1)]
+    #[arg(long, env = "MICTLANX_READ_SURVEY", default_value_t = 2)]
     read_survey: usize,
 }
 

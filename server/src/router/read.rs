@@ -107,16 +107,13 @@ impl From<PeerError> for Attempt {
 /// Reads `bucket/key` in its newest version, from the first replica that serves it
 /// correctly.
 ///
-/// The first place that is up is read at once while the next `read_survey` places (1 by
-/// default) are asked for their version: one round trip in the common case, where the
-/// first place has the newest version. When one of them reports a newer copy, that copy is
-/// read instead; a newer deletion is 404. When the first place has no copy to serve, the
-/// key's other places are asked too before the answer is decided.
-///
-/// Why one is enough with one failure at a time: a first place that missed a write was
-/// down when it was written, so the write went to the next peers of the order, the next
-/// place among them; asking that one finds the newer version (or the delete's tombstone).
-/// Asking more places only helps when two peers missed the same write.
+/// The first place that is up is read at once while the next `read_survey` places (2 by
+/// default: every place of the default `read_width`) are asked for their version: one
+/// round trip in the common case, where the first place has the newest version. When one
+/// of them reports a newer copy, that copy is read instead; a newer deletion is 404. When
+/// the first place has no copy to serve, the key's other places are asked too before the
+/// answer is decided. (Asking fewer places misses writes that reach only a key's holders,
+/// such as disables: see `RouterConfig::read_survey`.)
 ///
 /// `metadata` (when the caller already has it) supplies the declared checksum and saves a
 /// metadata call for a replica that sends neither `Content-Length` nor `X-Mictlanx-Sha256`.
