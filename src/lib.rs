@@ -18,6 +18,7 @@ pub mod ball;
 #[doc(hidden)]
 pub mod bench_api;
 mod blocking;
+pub mod blocks;
 pub mod checksum;
 pub mod chunking;
 mod client;

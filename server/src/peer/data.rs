@@ -172,6 +172,9 @@ pub(crate) async fn get(
     match read.range {
         Some(r) => {
             response = response.header(header::CONTENT_RANGE, r.content_range(rec.stored_size));
+            if let Some(sums) = &read.block_header {
+                response = response.header(mictlanx::blocks::HEADER, sums);
+            }
         }
         None => {
             // Our routers pass it on, so that a reader needs no separate metadata call.

@@ -12,6 +12,7 @@
 //! Bucket ids and keys are sanitised (letters, digits, `-`, `_`), so `\0` never occurs in
 //! them and all keys of a bucket form the contiguous range `bucket\0 .. bucket\x01`.
 
+use mictlanx::blocks::BlockSums;
 use mictlanx::model::Metadata;
 use redb::{ReadableTable, TableDefinition};
 
@@ -62,6 +63,24 @@ pub struct ObjectRecord {
     /// Replicas its writer asked for (0: not said).
     #[serde(default)]
     pub replication_factor: u32,
+    /// CRC32C of each [`BLOCK_SIZE`](mictlanx::blocks::BLOCK_SIZE) block of the data file,
+    /// as hex ([`BlockSums::to_hex`]); empty for inline objects (verified whole on every
+    /// read) and for files stored before block sums existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub block_crc32c: String,
+}
+
+impl ObjectRecord {
+    /// The block sums of the data file, if it has usable ones: `None` for records written
+    /// before block sums existed, or whose sums do not fit the file's size.
+    pub fn block_sums(&self) -> Option<BlockSums> {
+        if self.inline {
+            return None;
+        }
+        let sums = BlockSums::from_hex(&self.block_crc32c)?;
+        let expected = self.stored_size.div_ceil(mictlanx::blocks::BLOCK_SIZE);
+        (sums.len() as u64 == expected).then_some(sums)
+    }
 }
 
 /// A deleted key: the version of the delete, newer than every version it removed.

@@ -22,6 +22,7 @@
 
 mod accept;
 mod batch;
+mod block_read;
 mod delete;
 mod disable;
 mod error;

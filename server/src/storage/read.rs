@@ -5,8 +5,13 @@
 //! of a larger object up to `verify_before_send_limit` bytes is hashed first, so a corrupt object is
 //! refused with a clean error; a larger one is hashed while it streams and the stream ends
 //! with an error instead of a clean end if the hash differs, so the receiver never mistakes
-//! corrupt bytes for a complete object. Either way the object is quarantined. Ranged reads
-//! are served without whole-object verification.
+//! corrupt bytes for a complete object. Either way the object is quarantined.
+//!
+//! Files stored with block sums (every file since they exist, see `mictlanx::blocks`) are
+//! read block-aligned instead, whole or ranged: a span up to `verify_before_send_limit` is
+//! checked before the answer starts, a longer one block by block before each block's first
+//! byte is sent ([`super::block_read`]). A range of an older file is served only after the
+//! whole file matched its SHA-256.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -14,9 +19,11 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
+use mictlanx::blocks::{BlockSummer, BlockSums, MAX_HEADER_BLOCKS};
 use mictlanx::checksum::{sha256_hex, Sha256Stream, FILE_BUFFER_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::block_read::{BlockCheck, BlockSpan, BlockStream};
 use super::meta::{object_key, ObjectRecord, INLINE};
 use super::query::{key_state_in, KeyState};
 use super::range::{ByteRange, RangeSpec};
@@ -45,6 +52,9 @@ pub struct ObjectRead {
     pub len: u64,
     /// The bytes.
     pub body: ObjectStream,
+    /// For a range: the [`mictlanx::blocks::HEADER`] value listing the sums of the blocks
+    /// the range covers (absent past [`MAX_HEADER_BLOCKS`]).
+    pub block_header: Option<String>,
 }
 
 impl std::fmt::Debug for ObjectRead {
@@ -62,14 +72,17 @@ struct Opened {
     body: OpenedBody,
     range: Option<ByteRange>,
     verified: bool,
+    block_header: Option<String>,
 }
 
 /// Where the bytes to send are.
 enum OpenedBody {
     /// An open file positioned at the first byte to send.
     File(File),
-    /// A small object read whole (and verified).
+    /// A small object or span read whole (and verified).
     Memory(Bytes),
+    /// A file read and checked block by block.
+    Blocks(BlockStream),
 }
 
 impl Store {
@@ -103,12 +116,14 @@ impl Store {
                 let file = tokio::fs::File::from_std(file).take(len);
                 read_stream(file, len, check)
             }
+            OpenedBody::Blocks(blocks) => blocks.into_stream(),
         };
         Ok(ObjectRead {
             record: opened.record,
             range: opened.range,
             len,
             body,
+            block_header: opened.block_header,
         })
     }
 
@@ -193,41 +208,91 @@ impl Store {
         }
         let size = record.stored_size;
         let range = resolve_range(range, size)?;
+        let sums = match record.block_sums() {
+            Some(sums) => sums,
+            // Stored before block sums existed: a range is served only once the whole file
+            // has checked out (which yields its sums too).
+            None if range.is_some() => {
+                let (sha256, sums) = hash_file(&mut file)?;
+                if sha256 != record.sha256 {
+                    self.quarantine_blocking(bucket_id, key, &record.file)?;
+                    return Err(corrupt());
+                }
+                sums
+            }
+            None => return self.open_unsummed(bucket_id, key, record, file),
+        };
+        let (start, end) = range.map_or((0, size), |r| (r.start, r.end + 1));
+        let span = BlockSpan::covering(start, end, size);
+        let block_header = range
+            .filter(|_| span.blocks() <= MAX_HEADER_BLOCKS)
+            .map(|_| sums.header_value(span.first_block(), span.blocks()));
+        let check = BlockCheck::new(self.clone(), record.clone(), sums);
+        // Spans that fit the limit are checked before the answer starts, so a damaged copy
+        // is refused with a clean error (and the router tries another); longer ones are
+        // checked block by block as they stream.
+        let body = if span.len() <= SMALL_OBJECT.min(self.config().verify_before_send_limit) {
+            let bytes = check.read_verified(&mut file, span)?;
+            OpenedBody::Memory(bytes.slice(span.offset_of(start)..span.offset_of(end)))
+        } else {
+            if span.len() <= self.config().verify_before_send_limit {
+                check.verify(&mut file, span)?;
+            }
+            OpenedBody::Blocks(BlockStream::new(check, file, span, start, end)?)
+        };
+        Ok(Opened {
+            record,
+            body,
+            range,
+            verified: true,
+            block_header,
+        })
+    }
+
+    /// A whole read of a file stored before block sums existed: checked against its SHA-256
+    /// before it is sent when it fits `verify_before_send_limit`, else while it streams.
+    fn open_unsummed(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        record: ObjectRecord,
+        mut file: File,
+    ) -> Result<Opened, StoreError> {
+        let corrupt = || StoreError::Corrupt {
+            bucket_id: bucket_id.to_string(),
+            key: key.to_string(),
+        };
+        let size = record.stored_size;
         let mut verified = false;
-        match range {
-            Some(r) => {
-                file.seek(SeekFrom::Start(r.start))
-                    .map_err(StoreError::io("seeking in an object"))?;
+        if size <= SMALL_OBJECT.min(self.config().verify_before_send_limit) {
+            let bytes = read_whole(&mut file, size)?;
+            if bytes.len() as u64 != size || sha256_hex(&bytes) != record.sha256 {
+                self.quarantine_blocking(bucket_id, key, &record.file)?;
+                return Err(corrupt());
             }
-            None if size <= SMALL_OBJECT.min(self.config().verify_before_send_limit) => {
-                let bytes = read_whole(&mut file, size)?;
-                if bytes.len() as u64 != size || sha256_hex(&bytes) != record.sha256 {
-                    self.quarantine_blocking(bucket_id, key, &record.file)?;
-                    return Err(corrupt());
-                }
-                return Ok(Opened {
-                    record,
-                    body: OpenedBody::Memory(bytes),
-                    range: None,
-                    verified: true,
-                });
+            return Ok(Opened {
+                record,
+                body: OpenedBody::Memory(bytes),
+                range: None,
+                verified: true,
+                block_header: None,
+            });
+        }
+        if size <= self.config().verify_before_send_limit {
+            if hash_file(&mut file)?.0 != record.sha256 {
+                self.quarantine_blocking(bucket_id, key, &record.file)?;
+                return Err(corrupt());
             }
-            None if size <= self.config().verify_before_send_limit => {
-                if hash_file(&mut file)? != record.sha256 {
-                    self.quarantine_blocking(bucket_id, key, &record.file)?;
-                    return Err(corrupt());
-                }
-                file.seek(SeekFrom::Start(0))
-                    .map_err(StoreError::io("seeking in an object"))?;
-                verified = true;
-            }
-            None => {}
+            file.seek(SeekFrom::Start(0))
+                .map_err(StoreError::io("seeking in an object"))?;
+            verified = true;
         }
         Ok(Opened {
             record,
             body: OpenedBody::File(file),
-            range,
+            range: None,
             verified,
+            block_header: None,
         })
     }
 }
@@ -254,6 +319,11 @@ impl Store {
         };
         let size = record.stored_size;
         let range = resolve_range(range, size)?;
+        // The bytes were just checked whole, so their block sums can be computed here.
+        let block_header = range.map(|r| {
+            let span = BlockSpan::covering(r.start, r.end + 1, size);
+            BlockSums::of(&bytes).header_value(span.first_block(), span.blocks())
+        });
         let body = match range {
             // The range (end inclusive) lies within `size`, which is the buffer's length.
             Some(r) => match (usize::try_from(r.start), usize::try_from(r.end)) {
@@ -267,6 +337,7 @@ impl Store {
             body: OpenedBody::Memory(body),
             range,
             verified: true,
+            block_header,
         })
     }
 }
@@ -292,18 +363,20 @@ fn read_whole(file: &mut File, size: u64) -> Result<Bytes, StoreError> {
     Ok(Bytes::from(buf))
 }
 
-/// SHA-256 of the rest of `file`, read with a fixed buffer. Blocking.
-fn hash_file(file: &mut File) -> Result<String, StoreError> {
+/// SHA-256 and block sums of the rest of `file`, read with a fixed buffer. Blocking.
+fn hash_file(file: &mut File) -> Result<(String, BlockSums), StoreError> {
     let mut hasher = Sha256Stream::new();
+    let mut blocks = BlockSummer::new();
     let mut buf = vec![0u8; FILE_BUFFER_SIZE];
     loop {
         let n = file
             .read(&mut buf)
             .map_err(StoreError::io("verifying an object"))?;
         if n == 0 {
-            return Ok(hasher.finalize_hex());
+            return Ok((hasher.finalize_hex(), blocks.finish()));
         }
         hasher.update(&buf[..n]);
+        blocks.update(&buf[..n]);
     }
 }
 
@@ -516,6 +589,132 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::RangeNotSatisfiable { size: 10 }));
+    }
+
+    const BLOCK: usize = mictlanx::blocks::BLOCK_SIZE as usize;
+
+    /// A store with room for a few MiB, and `limit` as its verify-before-send limit.
+    async fn roomy(dir: &std::path::Path, limit: u64) -> Store {
+        let mut cfg = config(dir);
+        cfg.capacity = 64 << 20;
+        cfg.verify_before_send_limit = limit;
+        Store::open(cfg).await.unwrap()
+    }
+
+    fn patterned(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Flips the byte at `at` of the only data file.
+    fn damage_at(dir: &std::path::Path, at: usize) {
+        let files = files_under(&dir.join("objects"));
+        let mut bytes = std::fs::read(&files[0]).unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(&files[0], bytes).unwrap();
+    }
+
+    async fn collect(read: ObjectRead) -> (Vec<u8>, bool) {
+        let items: Vec<io::Result<Bytes>> = read.body.collect().await;
+        let failed = items.iter().any(Result::is_err);
+        let bytes = items.into_iter().filter_map(Result::ok).collect::<Vec<_>>();
+        (bytes.concat(), failed)
+    }
+
+    #[tokio::test]
+    async fn a_range_touching_a_damaged_block_is_refused_and_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = roomy(dir.path(), 1 << 20).await;
+        let data = patterned(6 * BLOCK + 123);
+        put_object(&store, "b", "k", &data).await;
+        damage_at(dir.path(), 3 * BLOCK + 77);
+
+        // Bytes away from the damage are right, and come with their blocks' sums.
+        let spec = RangeSpec::FromTo(BLOCK as u64 + 10, 2 * BLOCK as u64 + 20);
+        let read = store.read("b", "k", Some(spec)).await.unwrap();
+        let header: mictlanx::blocks::BlockHeader =
+            read.block_header.as_deref().unwrap().parse().unwrap();
+        assert_eq!((header.first, header.sums.len()), (1, 2));
+        let (bytes, failed) = collect(read).await;
+        assert!(!failed);
+        assert_eq!(bytes, &data[BLOCK + 10..=2 * BLOCK + 20]);
+
+        // A range that ends inside the damaged block: refused before any byte.
+        let spec = RangeSpec::FromTo(2 * BLOCK as u64, 3 * BLOCK as u64);
+        let err = store.read("b", "k", Some(spec)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(quarantined(dir.path()), 1);
+        assert_eq!(store.key_state("b", "k").await.unwrap(), KeyState::Absent);
+    }
+
+    #[tokio::test]
+    async fn a_long_read_stops_before_the_damaged_block() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing checked up front: every block is checked as it streams.
+        let store = roomy(dir.path(), 0).await;
+        let data = patterned(9 * BLOCK + 5);
+        put_object(&store, "b", "k", &data).await;
+        assert_eq!(read_all(&store, "b", "k").await.unwrap(), data);
+
+        damage_at(dir.path(), 5 * BLOCK + 1);
+        for spec in [None, Some(RangeSpec::From(10))] {
+            let read = store.read("b", "k", spec).await;
+            let Ok(read) = read else {
+                // The first read quarantined it.
+                assert!(matches!(read, Err(StoreError::NotFound { .. })));
+                continue;
+            };
+            let start = if spec.is_some() { 10 } else { 0 };
+            let (sent, failed) = collect(read).await;
+            assert!(failed, "a damaged stream must not end cleanly");
+            // Only the blocks before the damaged one's piece went out, all of them right.
+            assert_eq!(sent, &data[start..4 * BLOCK]);
+        }
+        assert_eq!(quarantined(dir.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_file_without_block_sums_is_checked_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = roomy(dir.path(), 1 << 20).await;
+        let data = patterned(3 * BLOCK);
+        put_object(&store, "b", "k", &data).await;
+        // As stored before block sums existed.
+        store
+            .write(|txn, _| {
+                let mut objects = txn.open_table(super::super::meta::OBJECTS)?;
+                let db_key = object_key("b", "k");
+                let mut rec = super::super::meta::get_object(&objects, &db_key)?.unwrap();
+                rec.block_crc32c.clear();
+                let bytes = super::super::meta::encode(&db_key, &rec)?;
+                objects.insert(db_key.as_str(), bytes.as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let spec = Some(RangeSpec::FromTo(5, 9));
+        let read = store.read("b", "k", spec).await.unwrap();
+        assert!(read.block_header.is_some());
+        assert_eq!(collect(read).await, (data[5..=9].to_vec(), false));
+
+        // Damage far from the range still refuses it: only the whole file vouches for it.
+        damage_at(dir.path(), 2 * BLOCK + 3);
+        let err = store.read("b", "k", spec).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn ranges_of_inline_objects_carry_block_sums() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.inline_limit = 1024;
+        let store = Store::open(cfg).await.unwrap();
+        put_object(&store, "b", "k", b"0123456789").await;
+        let read = store
+            .read("b", "k", Some(RangeSpec::FromTo(0, 9)))
+            .await
+            .unwrap();
+        let header: mictlanx::blocks::BlockHeader =
+            read.block_header.as_deref().unwrap().parse().unwrap();
+        assert!(header.verifies(0, b"0123456789", 10));
     }
 
     #[tokio::test]

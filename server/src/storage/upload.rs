@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use mictlanx::blocks::{BlockSummer, BlockSums};
 use mictlanx::checksum::{is_sha256_hex, Sha256Stream};
 use mictlanx::model::Metadata;
 use redb::ReadableTable;
@@ -268,6 +269,7 @@ impl Store {
             }
         };
         let mut hasher = Sha256Stream::new();
+        let mut blocks = BlockSummer::new();
         loop {
             match rx.blocking_recv() {
                 Some(Piece::Data(piece)) => {
@@ -275,6 +277,7 @@ impl Store {
                         return Err(StoreError::BodyTooLong { declared });
                     }
                     hasher.update(&piece);
+                    blocks.update(&piece);
                     sink.write(&piece)?;
                 }
                 Some(Piece::End) => break,
@@ -297,7 +300,12 @@ impl Store {
             });
         }
         let stored = sink.finish()?;
-        self.commit_upload(ticket, stored, sha256, verified, received)
+        let sums = Sums {
+            sha256,
+            verified,
+            blocks: blocks.finish(),
+        };
+        self.commit_upload(ticket, stored, sums, received)
     }
 
     /// Publishes the file (if any) and commits the metadata, with the bytes of an inline
@@ -306,10 +314,14 @@ impl Store {
         &self,
         ticket: UploadTicket,
         stored: Stored,
-        sha256: String,
-        verified: bool,
+        sums: Sums,
         size: u64,
     ) -> Result<StoredObject, StoreError> {
+        let Sums {
+            sha256,
+            verified,
+            blocks,
+        } = sums;
         let started = &ticket.pending;
         let (published, name, inline_bytes) = match stored {
             Stored::File(temp) => {
@@ -378,6 +390,11 @@ impl Store {
                 inline: inline_bytes.is_some(),
                 version,
                 replication_factor,
+                block_crc32c: if inline_bytes.is_some() {
+                    String::new()
+                } else {
+                    blocks.to_hex()
+                },
             };
             objects.insert(db_key.as_str(), encode(&db_key, &record)?.as_slice())?;
             tombstones.remove(db_key.as_str())?;
@@ -424,6 +441,16 @@ impl Store {
             replaced: replaced.is_some(),
         })
     }
+}
+
+/// What an upload computed from the bytes it received.
+struct Sums {
+    /// SHA-256 (lowercase hex) of the whole object.
+    sha256: String,
+    /// Whether the declared checksum was a SHA-256 (and matched).
+    verified: bool,
+    /// CRC32C of each block.
+    blocks: BlockSums,
 }
 
 /// How long an upload waits for another upload of the same task to let it go.
