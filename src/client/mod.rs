@@ -19,6 +19,7 @@ mod encryption;
 mod file_writer;
 mod get;
 mod get_file;
+mod get_range;
 mod get_stream;
 mod http;
 mod listing;

@@ -46,6 +46,7 @@ mod probe;
 mod read;
 mod repair;
 mod replicas;
+mod resume;
 mod routes;
 mod state;
 mod tasks;

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::io;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -37,6 +37,7 @@ const HASH_IN_PLACE: u64 = 64 * 1024;
 use super::lookup::{ask_all, places, survey, up_and_down, Failures, Newest};
 use super::peer_client::{next_piece, version_of, KeyReport, PeerError};
 use super::peers::PeerView;
+use super::resume::{PeerStream, Resume};
 use super::state::RouterState;
 
 /// The body of a successful read.
@@ -78,6 +79,8 @@ pub(crate) struct ObjectRead {
     pub metadata: Option<HeaderValue>,
     /// The version of the bytes ([`Version::ZERO`] from a peer that does not version).
     pub version: Version,
+    /// A range's block sums as the replica sent them ([`mictlanx::blocks::HEADER`]).
+    pub blocks: Option<HeaderValue>,
     /// The bytes.
     pub body: ReadBody,
 }
@@ -142,7 +145,7 @@ pub(crate) async fn read_object(
     // others only when the first place has no copy to serve.
     let (asked, later) = others.split_at(others.len().min(st.config.read_survey));
     let (first, sightings) = tokio::join!(
-        attempt(st, primary, bucket, key, range, metadata),
+        attempt(st, primary, bucket, key, range, metadata, &up),
         survey(st, bucket, key, asked)
     );
     let mut newest = Newest::of(st, bucket, key, sightings, &mut failures);
@@ -184,8 +187,8 @@ pub(crate) async fn read_object(
         }
         Newest::Nothing => Vec::new(),
     };
-    for peer in holders {
-        match attempt(st, &peer, bucket, key, range, metadata).await {
+    for peer in &holders {
+        match attempt(st, peer, bucket, key, range, metadata, &holders).await {
             Ok(read) => return Ok(read),
             Err(Attempt::NotFound(_)) => st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]),
             Err(Attempt::Refused(e)) => return Err(e),
@@ -199,6 +202,8 @@ fn header_value(resp: &reqwest::Response, name: header::HeaderName) -> Option<He
     resp.headers().get(name).cloned()
 }
 
+/// Reads from `peer`; a stream it cuts continues from one of `others` holding the same
+/// version.
 async fn attempt(
     st: &RouterState,
     peer: &PeerView,
@@ -206,6 +211,7 @@ async fn attempt(
     key: &str,
     range: Option<&HeaderValue>,
     metadata: Option<&Metadata>,
+    others: &[PeerView],
 ) -> Result<ObjectRead, Attempt> {
     let idle = st.config.peer_idle_timeout;
     let resp = st.client.get_data(peer, bucket, key, range, idle).await?;
@@ -227,9 +233,21 @@ async fn attempt(
         .filter(|v| v.len() <= metadata_header::MAX_ENCODED_LEN)
         .cloned();
 
+    let resume = Resume::new(st, bucket, key, version, &peer.id, others);
     if range.is_some() {
         let length = content_length;
-        let body = relay(peer.id.clone(), resp, idle);
+        let blocks = header_value(&resp, HeaderName::from_static(mictlanx::blocks::HEADER));
+        let span = content_range.as_ref().and_then(span_of);
+        let mut stream = resp.bytes_stream().boxed();
+        // Fail over on a replica that cannot even start sending (a damaged first block).
+        let first = next_piece(&peer.id, &mut stream, idle).await?;
+        let body = relay(
+            peer.id.clone(),
+            first,
+            stream,
+            idle,
+            span.map(|s| (s, resume)),
+        );
         return Ok(ObjectRead {
             peer: peer.id.clone(),
             status,
@@ -240,6 +258,7 @@ async fn attempt(
             sha256: None,
             metadata: None,
             version,
+            blocks,
             body: ReadBody::Stream(body),
         });
     }
@@ -286,7 +305,7 @@ async fn attempt(
     } else {
         // Fail over on a replica that cannot even start sending.
         let first = next_piece(&peer.id, &mut stream, idle).await?;
-        ReadBody::Stream(verifying(check, first, stream, idle))
+        ReadBody::Stream(verifying(check, first, stream, idle, resume))
     };
     Ok(ObjectRead {
         peer: peer.id.clone(),
@@ -298,6 +317,7 @@ async fn attempt(
         sha256,
         metadata: replica_metadata,
         version,
+        blocks: None,
         body,
     })
 }
@@ -449,18 +469,20 @@ fn io_error(e: PeerError) -> io::Error {
 fn verifying(
     check: Check,
     first: Option<Bytes>,
-    stream: BoxStream<'static, reqwest::Result<Bytes>>,
+    stream: PeerStream,
     idle: Duration,
+    resume: Resume,
 ) -> BoxStream<'static, Result<Bytes, io::Error>> {
     struct State {
         check: Check,
         first: Option<Bytes>,
-        stream: BoxStream<'static, reqwest::Result<Bytes>>,
+        stream: PeerStream,
         hasher: Option<Sha256Stream>,
         held: Option<Bytes>,
         got: u64,
         idle: Duration,
         done: bool,
+        resume: Resume,
     }
     let state = State {
         hasher: check.sha256.as_ref().map(|_| Sha256Stream::new()),
@@ -471,6 +493,7 @@ fn verifying(
         got: 0,
         idle,
         done: false,
+        resume,
     };
     futures::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -507,8 +530,15 @@ fn verifying(
                     };
                 }
                 Err(e) => {
-                    s.done = true;
                     tracing::warn!(event = "GET.CUT", peer = %s.check.peer, bucket_id = %s.check.bucket, key = %s.check.key, reason = %e);
+                    // What came so far is right (the hash covers it): the rest may come
+                    // from another replica.
+                    if let Some((peer, rest)) = s.resume.continue_at(s.got, s.check.size).await {
+                        s.check.peer = peer;
+                        s.stream = rest;
+                        continue;
+                    }
+                    s.done = true;
                     return Some((Err(io_error(e)), s));
                 }
             }
@@ -517,27 +547,73 @@ fn verifying(
     .boxed()
 }
 
-/// A range body relayed as is, cut when the replica stalls or fails.
+/// A range body relayed as is (starting with `first`). When the replica stalls or fails,
+/// the rest of `span` (byte offsets, end exclusive) comes from another replica of the same
+/// version, else the body is cut.
 fn relay(
     peer: String,
-    resp: reqwest::Response,
+    first: Option<Bytes>,
+    stream: PeerStream,
     idle: Duration,
+    span: Option<((u64, u64), Resume)>,
 ) -> BoxStream<'static, Result<Bytes, io::Error>> {
-    let stream = resp.bytes_stream().boxed();
-    futures::stream::unfold((stream, false), move |(mut stream, done)| {
-        let peer = peer.clone();
-        async move {
-            if done {
-                return None;
-            }
-            match next_piece(&peer, &mut stream, idle).await {
-                Ok(Some(b)) => Some((Ok(b), (stream, false))),
-                Ok(None) => None,
-                Err(e) => Some((Err(io_error(e)), (stream, true))),
+    struct State {
+        peer: String,
+        first: Option<Bytes>,
+        stream: PeerStream,
+        /// Next byte to relay and the end of the range, with where to resume.
+        span: Option<((u64, u64), Resume)>,
+        done: bool,
+    }
+    let state = State {
+        peer,
+        first,
+        stream,
+        span,
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            let next = match s.first.take() {
+                Some(b) => Ok(Some(b)),
+                None => next_piece(&s.peer, &mut s.stream, idle).await,
+            };
+            match next {
+                Ok(Some(b)) => {
+                    if let Some(((at, _), _)) = s.span.as_mut() {
+                        *at += b.len() as u64;
+                    }
+                    return Some((Ok(b), s));
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(event = "GET.RANGE.CUT", peer = %s.peer, reason = %e);
+                    if let Some(((at, end), resume)) = s.span.as_mut() {
+                        if let Some((peer, rest)) = resume.continue_at(*at, *end).await {
+                            s.peer = peer;
+                            s.stream = rest;
+                            continue;
+                        }
+                    }
+                    s.done = true;
+                    return Some((Err(io_error(e)), s));
+                }
             }
         }
     })
     .boxed()
+}
+
+/// The bytes (start, end exclusive) a `Content-Range: bytes a-b/size` answer holds.
+fn span_of(content_range: &HeaderValue) -> Option<(u64, u64)> {
+    let spec = content_range.to_str().ok()?.strip_prefix("bytes ")?;
+    let (range, _size) = spec.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
+    (a <= b).then_some((a, b + 1))
 }
 
 /// The metadata of the newest committed version of a key, asking all its places at once

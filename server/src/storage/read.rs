@@ -82,7 +82,7 @@ enum OpenedBody {
     /// A small object or span read whole (and verified).
     Memory(Bytes),
     /// A file read and checked block by block.
-    Blocks(BlockStream),
+    Blocks(Box<BlockStream>),
 }
 
 impl Store {
@@ -238,7 +238,7 @@ impl Store {
             if span.len() <= self.config().verify_before_send_limit {
                 check.verify(&mut file, span)?;
             }
-            OpenedBody::Blocks(BlockStream::new(check, file, span, start, end)?)
+            OpenedBody::Blocks(Box::new(BlockStream::new(check, file, span, start, end)?))
         };
         Ok(Opened {
             record,

@@ -161,6 +161,9 @@ pub(crate) async fn get_object_in(
     if let Some(range) = read.content_range {
         response = response.header(header::CONTENT_RANGE, range);
     }
+    if let Some(blocks) = read.blocks {
+        response = response.header(mictlanx::blocks::HEADER, blocks);
+    }
     if let Some(sha) = read.sha256 {
         response = response.header(X_SHA256, sha);
     }
