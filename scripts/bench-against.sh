@@ -2,6 +2,8 @@
 # Alternating rounds of `mictlanx bench` for two builds on the same machine in the same run,
 # so that the comparison is a ratio and not two figures from different minutes.
 # Usage: scripts/bench-against.sh BEFORE_BIN AFTER_BIN [ROUNDS]
+#   SCENARIOS="get-large:1 put-large:1" picks the scenarios (scenario:peers, spaces between);
+#   the default is the small-object set below.
 #   e.g. git worktree add /tmp/before 49d42c7 &&
 #        (cd /tmp/before && CARGO_TARGET_DIR=/tmp/before-target cargo build --release -p mictlanx-cli) &&
 #        cargo build --release -p mictlanx-cli &&
@@ -21,10 +23,9 @@ run() { # ROUND SCENARIO PEERS
     echo "round=$1 bin=$who scenario=$2 peers=$3 $("$bin" bench "$2" --peers "$3" --json 2>/dev/null | tail -1)"
   done
 }
+SCENARIOS=${SCENARIOS:-"get-small:3 put-small:1 put-small:3 put-small:8 get-small:1"}
 for round in $(seq 1 "$ROUNDS"); do
-  run "$round" get-small 3
-  for peers in 1 3 8; do run "$round" put-small "$peers"; done
-  run "$round" get-small 1
+  for sp in $SCENARIOS; do run "$round" "${sp%%:*}" "${sp##*:}"; done
 done | tee "$OUT"
 python3 - "$OUT" <<'PY'
 import collections, json, re, sys
@@ -33,7 +34,8 @@ for line in open(sys.argv[1]):
     m = re.match(r'round=(\d+) bin=(\w+) scenario=(\S+) peers=(\d+) (\{.*\})', line)
     if m:
         r, b, s, p, j = m.groups()
-        rows[(s, int(p))].setdefault(int(r), {})[b] = json.loads(j)['ops_per_s']
+        j = json.loads(j)
+        rows[(s, int(p))].setdefault(int(r), {})[b] = j.get('mb_per_s') if s.endswith('-large') else j['ops_per_s']
 for (s, p), by_round in sorted(rows.items()):
     pairs = [f"{d['before']:.0f} -> {d['after']:.0f} ({d['after'] / d['before']:.2f})"
              for _, d in sorted(by_round.items()) if 'before' in d and 'after' in d]

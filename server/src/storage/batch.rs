@@ -292,14 +292,16 @@ mod tests {
             let (store, runs) = (&store, &runs);
             let write = |i: usize, key: &'static str| {
                 scope.spawn(move || {
-                    if i > 0 {
-                        std::thread::sleep(Duration::from_millis(20));
+                    // The others arrive once the lead holds the batch (not after a fixed
+                    // delay, which a loaded machine can outrun).
+                    while i > 0 && runs[0].load(Ordering::SeqCst) == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     store.write(|txn, delta| {
                         runs[i].fetch_add(1, Ordering::SeqCst);
                         if i == 0 {
                             // Hold the batch while the others arrive.
-                            std::thread::sleep(Duration::from_millis(150));
+                            std::thread::sleep(Duration::from_millis(300));
                         }
                         txn.open_table(T)?.insert(key, 1)?;
                         delta.add_object(1);
