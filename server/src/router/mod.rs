@@ -36,6 +36,7 @@ mod copy;
 mod fanout;
 mod handlers;
 mod headers;
+mod bucket_pages;
 mod listing;
 mod lookup;
 mod peer_client;
