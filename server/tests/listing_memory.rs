@@ -64,7 +64,11 @@ async fn put(http: &reqwest::Client, base: &str, i: usize) {
         .send()
         .await
         .expect("upload");
-    assert!(resp.status().is_success(), "upload {key}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "upload {key}: {}",
+        resp.status()
+    );
 }
 
 /// One listing, retried after a 503 until the deadline; the number of entries it held.
@@ -151,8 +155,15 @@ async fn five_hundred_concurrent_listings_keep_the_peer_small() {
         rss / 1024
     );
     for (url, (n, _)) in urls.iter().zip(&answers) {
-        let want = if url.contains("limit=") { 1000 } else { OBJECTS };
+        let want = if url.contains("limit=") {
+            1000
+        } else {
+            OBJECTS
+        };
         assert_eq!(*n, want, "{url}");
     }
-    assert!(hwm < RSS_LIMIT_KB, "peak RSS {hwm} KiB over {RSS_LIMIT_KB} KiB");
+    assert!(
+        hwm < RSS_LIMIT_KB,
+        "peak RSS {hwm} KiB over {RSS_LIMIT_KB} KiB"
+    );
 }

@@ -70,7 +70,11 @@ async fn follow(base: &dyn Fn(&str) -> String, path: &str, limit: usize) -> Vec<
         let (status, truncated, next, body) = get(&url).await;
         assert_eq!(status, 200, "{url}: {body}");
         let entries = body.as_array().cloned().unwrap_or_default();
-        assert!(entries.len() <= limit.min(1000), "{} > {limit}", entries.len());
+        assert!(
+            entries.len() <= limit.min(1000),
+            "{} > {limit}",
+            entries.len()
+        );
         pages.push(entries);
         assert_eq!(truncated.as_deref() == Some("true"), next.is_some());
         match next {
@@ -84,7 +88,13 @@ async fn follow(base: &dyn Fn(&str) -> String, path: &str, limit: usize) -> Vec<
 fn keys(entries: &[Value]) -> Vec<String> {
     entries
         .iter()
-        .map(|e| format!("{}/{}", e["bucket_id"].as_str().unwrap(), e["key"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["bucket_id"].as_str().unwrap(),
+                e["key"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -102,7 +112,10 @@ async fn peer_listings_page_in_key_order() {
     let base = |p: &str| peer.url(p);
     // The whole listing (the original API) is everything, in key order.
     let (status, truncated, next, whole) = get(&peer.url("/api/v4/xballs")).await;
-    assert_eq!((status, truncated.as_deref(), next), (200, Some("false"), None));
+    assert_eq!(
+        (status, truncated.as_deref(), next),
+        (200, Some("false"), None)
+    );
     assert_eq!(keys(whole.as_array().unwrap()), expected);
     let (_, _, _, offset) = get(&peer.url("/api/v4/xballs?start=2&end=5")).await;
     assert_eq!(keys(offset.as_array().unwrap()), expected[2..5]);
@@ -110,10 +123,20 @@ async fn peer_listings_page_in_key_order() {
         let pages = follow(&base, "/api/v4/xballs?", limit).await;
         let all: Vec<String> = pages.iter().flat_map(|p| keys(p)).collect();
         assert_eq!(all, expected, "limit {limit}");
-        assert_eq!(pages.len(), 60usize.div_ceil(limit.min(1000)), "limit {limit}");
+        assert_eq!(
+            pages.len(),
+            60usize.div_ceil(limit.min(1000)),
+            "limit {limit}"
+        );
     }
     // Bad input is a clear 400.
-    for q in ["limit=0", "limit=-2", "limit=x", "continuation_token=zz", "limit=1&start=2"] {
+    for q in [
+        "limit=0",
+        "limit=-2",
+        "limit=x",
+        "continuation_token=zz",
+        "limit=1&start=2",
+    ] {
         let (status, _, _, body) = get(&peer.url(&format!("/api/v4/xballs?{q}"))).await;
         assert_eq!(status, 400, "{q}: {body}");
         assert!(body["detail"].as_str().is_some(), "{q}: {body}");
@@ -153,7 +176,10 @@ async fn peer_listings_page_in_key_order() {
     assert_eq!(page["is_truncated"], true, "{page}");
     assert_eq!(page["balls"].as_array().unwrap().len(), 6, "{page}");
     assert!(page["tombstones"]["k005"].is_string(), "{page}");
-    let token = page["next_continuation_token"].as_str().unwrap().to_string();
+    let token = page["next_continuation_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, _, _, page2) = get(&peer.url(&format!(
         "/api/v4/buckets/a/metadata?limit=1000&continuation_token={token}"
     )))
@@ -161,7 +187,11 @@ async fn peer_listings_page_in_key_order() {
     assert_eq!(page2["is_truncated"], false);
     assert_eq!(page2["balls"][0]["key"], "k006");
     let (_, _, _, whole) = get(&peer.url("/api/v4/buckets/a/metadata")).await;
-    assert_eq!(whole["balls"].as_array().unwrap().len(), 30, "k005 deleted, k000x added");
+    assert_eq!(
+        whole["balls"].as_array().unwrap().len(),
+        30,
+        "k005 deleted, k000x added"
+    );
     assert!(whole["tombstones"]["k005"].is_string());
     assert!(whole["versions"]["k000x"].is_string());
 }
@@ -185,7 +215,14 @@ async fn router_pages_merge_peers_and_hide_tombstoned_keys() {
     // and holds k040..k049 of its own, and a newer copy of k001 (version 30).
     for i in 0..40 {
         let key = format!("k{i:03}");
-        put_versioned(&a, bucket, "10.1", metadata_body(bucket, &key, key.as_bytes()), key.as_bytes()).await;
+        put_versioned(
+            &a,
+            bucket,
+            "10.1",
+            metadata_body(bucket, &key, key.as_bytes()),
+            key.as_bytes(),
+        )
+        .await;
         if i % 5 == 0 {
             tombstone(&b, bucket, &key, "20.2").await;
         } else {
@@ -194,20 +231,48 @@ async fn router_pages_merge_peers_and_hide_tombstoned_keys() {
     }
     for i in 40..50 {
         let key = format!("k{i:03}");
-        put_versioned(&b, bucket, "10.2", metadata_body(bucket, &key, key.as_bytes()), key.as_bytes()).await;
+        put_versioned(
+            &b,
+            bucket,
+            "10.2",
+            metadata_body(bucket, &key, key.as_bytes()),
+            key.as_bytes(),
+        )
+        .await;
         live.insert(key);
     }
-    put_versioned(&b, bucket, "30.2", metadata_body(bucket, "k001", b"newer"), b"newer").await;
+    put_versioned(
+        &b,
+        bucket,
+        "30.2",
+        metadata_body(bucket, "k001", b"newer"),
+        b"newer",
+    )
+    .await;
     // A complete ball of 3 chunks split across peers and pages, and an interrupted one.
     for i in 0..3 {
         let peer = if i == 1 { &b } else { &a };
         let key = format!("m_{i}");
-        put_versioned(peer, bucket, "10.1", chunk_body(bucket, "m", i, 3), key.as_bytes()).await;
+        put_versioned(
+            peer,
+            bucket,
+            "10.1",
+            chunk_body(bucket, "m", i, 3),
+            key.as_bytes(),
+        )
+        .await;
         live.insert(format!("m_{i}"));
     }
     for i in 0..2 {
         let key = format!("n_{i}");
-        put_versioned(&a, bucket, "10.1", chunk_body(bucket, "n", i, 3), key.as_bytes()).await;
+        put_versioned(
+            &a,
+            bucket,
+            "10.1",
+            chunk_body(bucket, "n", i, 3),
+            key.as_bytes(),
+        )
+        .await;
     }
     let router = TestRouter::start(router_config(vec![
         address("peer-a", a.addr()),
@@ -240,7 +305,10 @@ async fn router_pages_merge_peers_and_hide_tombstoned_keys() {
             let (status, truncated, next, page) = get(&url).await;
             assert_eq!(status, 200, "{page}");
             assert!(listed(&page).len() <= limit);
-            assert_eq!(page["is_truncated"] == true, truncated.as_deref() == Some("true"));
+            assert_eq!(
+                page["is_truncated"] == true,
+                truncated.as_deref() == Some("true")
+            );
             assert_eq!(page["next_continuation_token"].as_str(), next.as_deref());
             got.extend(listed(&page));
             match next {
@@ -248,7 +316,10 @@ async fn router_pages_merge_peers_and_hide_tombstoned_keys() {
                 None => break,
             }
         }
-        assert_eq!(got, want, "limit {limit}: no key lost, none twice, none deleted");
+        assert_eq!(
+            got, want,
+            "limit {limit}: no key lost, none twice, none deleted"
+        );
     }
     let newer = whole["balls"]
         .as_array()
@@ -304,6 +375,12 @@ async fn sdk_lists_every_ball_past_one_page() {
         .expect("the second page");
     assert_eq!(second.balls.len(), n - 1000);
     assert!(!second.is_truncated);
+    // Without paging (the Python client), the router streams the whole bucket.
+    let (status, truncated, _, whole) =
+        get(&router.url(&format!("/api/v4/buckets/{bucket}/metadata"))).await;
+    assert_eq!((status, truncated.as_deref()), (200, Some("false")));
+    assert_eq!(whole["balls"].as_array().map(Vec::len), Some(n));
+    assert_eq!(whole["peers_ids"], json!(["peer-0"]));
 }
 
 use futures::StreamExt;

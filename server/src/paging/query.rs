@@ -86,7 +86,9 @@ impl ListQuery {
             }
             Some(n) => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
         };
-        let after = set(&self.continuation_token).map(decode_token).transpose()?;
+        let after = set(&self.continuation_token)
+            .map(decode_token)
+            .transpose()?;
         Ok(ListMode::Page { limit, after })
     }
 }
@@ -114,9 +116,18 @@ mod tests {
     fn modes() {
         let whole = |start, end| ListMode::Whole { start, end };
         assert_eq!(q(&[]).mode().unwrap(), whole(0, None));
-        assert_eq!(q(&[("start", ""), ("end", "")]).mode().unwrap(), whole(0, None));
-        assert_eq!(q(&[("start", "2"), ("end", "5")]).mode().unwrap(), whole(2, Some(5)));
-        assert_eq!(q(&[("start", "-3"), ("end", "0")]).mode().unwrap(), whole(0, None));
+        assert_eq!(
+            q(&[("start", ""), ("end", "")]).mode().unwrap(),
+            whole(0, None)
+        );
+        assert_eq!(
+            q(&[("start", "2"), ("end", "5")]).mode().unwrap(),
+            whole(2, Some(5))
+        );
+        assert_eq!(
+            q(&[("start", "-3"), ("end", "0")]).mode().unwrap(),
+            whole(0, None)
+        );
         assert!(q(&[("start", "x")]).mode().is_err());
         let page = |limit, after: Option<&str>| ListMode::Page {
             limit,

@@ -146,7 +146,11 @@ impl JsonStream {
 pub(crate) fn page_headers(next_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = vec![(
         IS_TRUNCATED_HEADER,
-        HeaderValue::from_static(if next_token.is_some() { "true" } else { "false" }),
+        HeaderValue::from_static(if next_token.is_some() {
+            "true"
+        } else {
+            "false"
+        }),
     )];
     // Tokens are hex with a digit prefix, always a valid header value.
     if let Some(v) = next_token.and_then(|t| HeaderValue::from_str(t).ok()) {
@@ -177,6 +181,9 @@ mod tests {
             .await
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, serde_json::json!({"a": [0, 1, 2], "m": {"x": 1, "y": "z"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": [0, 1, 2], "m": {"x": 1, "y": "z"}})
+        );
     }
 }

@@ -42,9 +42,13 @@ where
     let slot = st.listings.enter().await?;
     let (after, limit, whole, mut skip, mut left) = match mode {
         ListMode::Page { limit, after } => (after, limit, false, 0, None),
-        ListMode::Whole { start, end } => {
-            (None, MAX_LIMIT, true, start, end.map(|e| e.saturating_sub(start)))
-        }
+        ListMode::Whole { start, end } => (
+            None,
+            MAX_LIMIT,
+            true,
+            start,
+            end.map(|e| e.saturating_sub(start)),
+        ),
     };
     // The first page is read before answering, so that a storage error is a status.
     let (first, mut more) = st.store.objects_page(after, limit).await?;
@@ -218,49 +222,52 @@ pub(crate) async fn bucket(
     }
     let prefix = format!(r#"{{"peer_id":{},"balls":["#, json_text(&*st.id)?);
     let store = st.store.clone();
-    Ok(JsonStream::respond(page_headers(None), move |mut out| async move {
-        let _slot = slot;
-        // Versions are short; they are kept until the records are out, then written.
-        let mut versions = BTreeMap::new();
-        let mut tombstones = BTreeMap::new();
-        let mut page = page;
-        if out.raw(prefix.as_bytes()).await.is_err() {
-            return;
-        }
-        loop {
-            let last = page
-                .objects
-                .last()
-                .map(|o| o.metadata.key.clone())
-                .max(page.tombstones.last().map(|(k, _)| k.clone()));
-            for (key, t) in page.tombstones {
-                tombstones.insert(key, t.version.to_string());
+    Ok(JsonStream::respond(
+        page_headers(None),
+        move |mut out| async move {
+            let _slot = slot;
+            // Versions are short; they are kept until the records are out, then written.
+            let mut versions = BTreeMap::new();
+            let mut tombstones = BTreeMap::new();
+            let mut page = page;
+            if out.raw(prefix.as_bytes()).await.is_err() {
+                return;
             }
-            for o in page.objects {
-                versions.insert(o.metadata.key.clone(), o.version.to_string());
-                if out.element(&o.metadata).await.is_err() {
-                    return;
+            loop {
+                let last = page
+                    .objects
+                    .last()
+                    .map(|o| o.metadata.key.clone())
+                    .max(page.tombstones.last().map(|(k, _)| k.clone()));
+                for (key, t) in page.tombstones {
+                    tombstones.insert(key, t.version.to_string());
+                }
+                for o in page.objects {
+                    versions.insert(o.metadata.key.clone(), o.version.to_string());
+                    if out.element(&o.metadata).await.is_err() {
+                        return;
+                    }
+                }
+                if !page.more {
+                    break;
+                }
+                match store.bucket_page(&bucket_id, last, MAX_LIMIT).await {
+                    Ok(p) => page = p,
+                    Err(e) => return out.fail(e).await,
                 }
             }
-            if !page.more {
-                break;
+            let tail = (|| -> serde_json::Result<String> {
+                Ok(format!(
+                    r#"],"versions":{},"tombstones":{},"is_truncated":false}}"#,
+                    serde_json::to_string(&versions)?,
+                    serde_json::to_string(&tombstones)?
+                ))
+            })();
+            match tail {
+                Ok(t) if out.raw(t.as_bytes()).await.is_ok() => out.finish().await,
+                Ok(_) => {}
+                Err(e) => out.fail(e).await,
             }
-            match store.bucket_page(&bucket_id, last, MAX_LIMIT).await {
-                Ok(p) => page = p,
-                Err(e) => return out.fail(e).await,
-            }
-        }
-        let tail = (|| -> serde_json::Result<String> {
-            Ok(format!(
-                r#"],"versions":{},"tombstones":{},"is_truncated":false}}"#,
-                serde_json::to_string(&versions)?,
-                serde_json::to_string(&tombstones)?
-            ))
-        })();
-        match tail {
-            Ok(t) if out.raw(t.as_bytes()).await.is_ok() => out.finish().await,
-            Ok(_) => {}
-            Err(e) => out.fail(e).await,
-        }
-    }))
+        },
+    ))
 }

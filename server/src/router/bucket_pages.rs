@@ -129,7 +129,12 @@ async fn live_records(
 }
 
 /// The records of the newest complete put of a ball, from every peer's PM4.
-async fn whole_ball(st: &RouterState, peers: &[PeerView], bucket: &str, ball: &str) -> Vec<Metadata> {
+async fn whole_ball(
+    st: &RouterState,
+    peers: &[PeerView],
+    bucket: &str,
+    ball: &str,
+) -> Vec<Metadata> {
     let mut merged = Merge::default();
     st.ask_each(
         peers,

@@ -58,7 +58,10 @@ impl Merge {
         tombstones: &BTreeMap<String, String>,
         range: &KeyRange,
     ) {
-        let balls = balls.into_iter().filter(|m| range.contains(&m.key)).collect();
+        let balls = balls
+            .into_iter()
+            .filter(|m| range.contains(&m.key))
+            .collect();
         let tombstones: BTreeMap<String, String> = tombstones
             .iter()
             .filter(|(k, _)| range.contains(k))

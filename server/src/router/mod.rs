@@ -32,11 +32,11 @@
 //! `headers`, `handlers`, `routes`. Versions and tombstones: `crate::version` and
 //! `docs/consistency.md`.
 
+mod bucket_pages;
 mod copy;
 mod fanout;
 mod handlers;
 mod headers;
-mod bucket_pages;
 mod listing;
 mod lookup;
 mod peer_client;

@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::peers::PeerView;
 use super::state::RouterState;
 
-
 /// Starts the loops; they run until `stop` is cancelled.
 pub(crate) fn spawn_loops(st: RouterState, stop: CancellationToken) {
     tokio::spawn(probe_loop(st.clone(), stop.clone()));

@@ -102,34 +102,39 @@ pub(crate) async fn bucket_listing_in(
         .map(|b| format!(r#"{{"bucket_id":{b},"balls":["#))
         .map_err(|e| ApiError::internal("listing", e))?;
     let st = st.clone();
-    Ok(JsonStream::respond(page_headers(None), move |mut out| async move {
-        let _slot = slot;
-        let mut page = first;
-        let mut answered = page.answered.clone();
-        if out.raw(prefix.as_bytes()).await.is_err() {
-            return;
-        }
-        loop {
-            for record in &page.records {
-                if out.element(record).await.is_err() {
-                    return;
+    Ok(JsonStream::respond(
+        page_headers(None),
+        move |mut out| async move {
+            let _slot = slot;
+            let mut page = first;
+            let mut answered = page.answered.clone();
+            if out.raw(prefix.as_bytes()).await.is_err() {
+                return;
+            }
+            loop {
+                for record in &page.records {
+                    if out.element(record).await.is_err() {
+                        return;
+                    }
+                }
+                answered.retain(|id| page.answered.contains(id));
+                let Some(next) = page.next.take() else { break };
+                page = bucket_page(&st, &peers, &bucket, Some(next), MAX_LIMIT).await;
+                if page.answered.is_empty() {
+                    return out
+                        .fail(format!("no peer listed bucket {bucket} any more"))
+                        .await;
                 }
             }
-            answered.retain(|id| page.answered.contains(id));
-            let Some(next) = page.next.take() else { break };
-            page = bucket_page(&st, &peers, &bucket, Some(next), MAX_LIMIT).await;
-            if page.answered.is_empty() {
-                return out.fail(format!("no peer listed bucket {bucket} any more")).await;
-            }
-        }
-        match serde_json::to_string(&answered) {
-            Ok(ids) => {
-                let tail = format!(r#"],"peers_ids":{ids},"is_truncated":false}}"#);
-                if out.raw(tail.as_bytes()).await.is_ok() {
-                    out.finish().await;
+            match serde_json::to_string(&answered) {
+                Ok(ids) => {
+                    let tail = format!(r#"],"peers_ids":{ids},"is_truncated":false}}"#);
+                    if out.raw(tail.as_bytes()).await.is_ok() {
+                        out.finish().await;
+                    }
                 }
+                Err(e) => out.fail(e).await,
             }
-            Err(e) => out.fail(e).await,
-        }
-    }))
+        },
+    ))
 }

@@ -15,9 +15,9 @@ use mictlanx::policy::WhatItem;
 
 use crate::paging::MAX_LIMIT;
 
+use super::super::bucket_pages::last_key;
 use super::super::copy::{announcement_of, copy_replica};
 use super::super::peer_client::PeerError;
-use super::super::bucket_pages::last_key;
 use super::super::peers::PeerView;
 use super::super::state::RouterState;
 
