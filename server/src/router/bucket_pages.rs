@@ -152,3 +152,39 @@ async fn whole_ball(
         .map(complete_ball)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_key_of_a_page_counts_its_tombstones() {
+        let m = |key: &str| Metadata {
+            key: key.into(),
+            size: 0,
+            checksum: String::new(),
+            tags: Default::default(),
+            content_type: String::new(),
+            producer_id: String::new(),
+            ball_id: key.into(),
+            bucket_id: "b".into(),
+            is_disabled: false,
+        };
+        let empty = PeerBucketMetadata {
+            peer_id: "p".into(),
+            balls: Vec::new(),
+            versions: Default::default(),
+            tombstones: Default::default(),
+            is_truncated: false,
+            next_continuation_token: None,
+        };
+        let mut page = PeerBucketMetadata {
+            balls: vec![m("a"), m("c")],
+            ..empty.clone()
+        };
+        assert_eq!(last_key(&page).as_deref(), Some("c"));
+        page.tombstones.insert("d".into(), "1.1".into());
+        assert_eq!(last_key(&page).as_deref(), Some("d"));
+        assert_eq!(last_key(&empty), None);
+    }
+}

@@ -402,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn key_ranges_and_balls_cut_by_a_page() {
+        let r = KeyRange {
+            after: Some("b".into()),
+            until: Some("d".into()),
+        };
+        assert!(!r.contains("b") && r.contains("c") && r.contains("d") && !r.contains("e"));
+        assert!(KeyRange::default().contains(""));
+        let v = Version::ZERO;
+        let whole: Vec<_> = (0..3).map(|i| (v, chunk("x", i, 3, "1"))).collect();
+        assert!(!needs_whole_ball(&whole));
+        assert!(needs_whole_ball(&whole[1..]));
+        assert!(!needs_whole_ball(&[(v, meta("plain", 1, &[]))]));
+    }
+
+    #[test]
     fn checksum_is_empty_without_full_checksum() {
         let m = merged(vec![(
             vec![meta("x_0", 1_500_000, &[(tag::INDEX, "0")])],
