@@ -281,9 +281,16 @@ pub struct RouterBucketMetadata {
     /// `peer_ids`; both are accepted on input).
     #[serde(default, alias = "peer_ids")]
     pub peers_ids: Vec<String>,
-    /// Chunk metadata of the bucket.
+    /// Chunk metadata of the bucket (of this page, for a paged listing).
     #[serde(default)]
     pub balls: Vec<Metadata>,
+    /// More records follow: ask again with `next_continuation_token` (paged listings of
+    /// our routers; absent, so `false`, elsewhere).
+    #[serde(default)]
+    pub is_truncated: bool,
+    /// The token of the next page, when `is_truncated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_continuation_token: Option<String>,
 }
 
 /// R8 response: `DELETE /api/v4/buckets/{bucket_id}/{key}`.
@@ -545,6 +552,12 @@ pub struct PeerBucketMetadata {
     /// router hides a key whose newest version is a deletion.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tombstones: BTreeMap<String, String>,
+    /// More keys follow (a paged listing of our peers; absent, so `false`, elsewhere).
+    #[serde(default)]
+    pub is_truncated: bool,
+    /// The token of the next page, when `is_truncated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_continuation_token: Option<String>,
 }
 
 /// PM4 response: `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/group` on a peer.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use mictlanx::uri::NodeAddress;
 
 use crate::auth::AuthConfig;
+use crate::paging::ListingLimits;
 use crate::tls::TlsFiles;
 
 /// Configuration of a storage peer.
@@ -36,6 +37,8 @@ pub struct PeerConfig {
     pub auth: AuthConfig,
     /// Serve HTTPS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFiles>,
+    /// Listings answered at once, and how long one waits for a slot (default 16, 2 s).
+    pub listing: ListingLimits,
 }
 
 impl PeerConfig {
@@ -53,6 +56,7 @@ impl PeerConfig {
             inline_limit: crate::storage::DEFAULT_INLINE_LIMIT,
             auth: AuthConfig::default(),
             tls: None,
+            listing: ListingLimits::default(),
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct RouterConfig {
     pub tls: Option<TlsFiles>,
     /// PEM bundle of the CAs trusted for `https` peers, besides the public roots.
     pub ca_file: Option<PathBuf>,
+    /// Listings answered at once, and how long one waits for a slot (default 16, 2 s).
+    pub listing: ListingLimits,
 }
 
 impl RouterConfig {
@@ -138,6 +144,7 @@ impl RouterConfig {
             auth: AuthConfig::default(),
             tls: None,
             ca_file: None,
+            listing: ListingLimits::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod elastic;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod paging;
 pub mod peer;
 pub mod router;
 pub mod serve;

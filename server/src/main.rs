@@ -66,6 +66,8 @@ struct PeerArgs {
     inline_limit: u64,
     #[command(flatten)]
     security: SecurityArgs,
+    #[command(flatten)]
+    listing: ListingArgs,
 }
 
 /// Tokens and TLS, shared by `peer` and `router` (see docs/security.md).
@@ -145,6 +147,8 @@ struct RouterArgs {
     ca_file: Option<PathBuf>,
     #[command(flatten)]
     security: SecurityArgs,
+    #[command(flatten)]
+    listing: ListingArgs,
 }
 
 /// How a router keeps replicas correct (docs/consistency.md).
@@ -235,6 +239,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Bounds of the listings, shared by `peer` and `router` (see docs/configuration.md).
+#[derive(Debug, clap::Args)]
+struct ListingArgs {
+    /// Listings answered at once; more wait for a slot.
+    #[arg(long, env = "MICTLANX_MAX_LISTINGS", default_value_t = 16)]
+    max_listings: usize,
+    /// Milliseconds a listing waits for a slot before it is answered 503 with Retry-After.
+    #[arg(long, env = "MICTLANX_LISTING_WAIT_MS", default_value_t = 2000)]
+    listing_wait_ms: u64,
+}
+
+impl ListingArgs {
+    fn limits(&self) -> mictlanx_server::paging::ListingLimits {
+        mictlanx_server::paging::ListingLimits {
+            max_concurrent: self.max_listings.max(1),
+            wait: Duration::from_millis(self.listing_wait_ms),
+        }
+    }
+}
+
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Peer(args) => {
@@ -244,6 +268,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.pending_ttl = Duration::from_secs(args.pending_ttl_secs);
             config.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs.max(1));
             config.inline_limit = args.inline_limit;
+            config.listing = args.listing.limits();
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             let handle = mictlanx_server::peer::start(config)
                 .await
@@ -263,6 +288,7 @@ async fn run(command: Command) -> Result<(), String> {
             args.replication.apply(&mut config);
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             config.ca_file = args.ca_file;
+            config.listing = args.listing.limits();
             let handle = mictlanx_server::router::start(config)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -185,6 +185,8 @@ fn answer(store: &Mutex<Store>, peers: u32, req: &Request, task: u64) -> Respons
                     bucket_id: bucket.to_string(),
                     peers_ids: peer_ids(peers),
                     balls,
+                    is_truncated: false,
+                    next_continuation_token: None,
                 },
             )
         }

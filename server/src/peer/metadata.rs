@@ -1,5 +1,5 @@
-//! Metadata endpoints: put (PM1), get (PM2), bucket listing (PM3), ball group and chunks
-//! (PM4, PM5), size (PM6) and disable (PM7).
+//! Metadata endpoints: put (PM1), get (PM2), ball group and chunks (PM4, PM5), size (PM6)
+//! and disable (PM7); the bucket listing (PM3) is in `listings`.
 
 use std::time::Instant;
 
@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mictlanx::model::{
-    GetMetadataResponse, GroupedBallResponse, Metadata, PeerBucketMetadata, PeerPutMetadataRequest,
+    GetMetadataResponse, GroupedBallResponse, Metadata, PeerPutMetadataRequest,
     PeerPutMetadataResponse, SizeByKey,
 };
 
@@ -126,32 +126,6 @@ pub(crate) async fn get(
         ApiJson(body),
     )
         .into_response())
-}
-
-/// PM3 `GET /api/v4/buckets/{bucket_id}/metadata`.
-pub(crate) async fn bucket(
-    State(st): State<PeerState>,
-    ApiPath(bucket_raw): ApiPath<String>,
-) -> Result<ApiJson<PeerBucketMetadata>, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let objects = st.store.bucket_objects(&bucket_id).await?;
-    let versions = objects
-        .iter()
-        .map(|o| (o.metadata.key.clone(), o.version.to_string()))
-        .collect();
-    let tombstones = st
-        .store
-        .bucket_tombstones(&bucket_id)
-        .await?
-        .into_iter()
-        .map(|(key, t)| (key, t.version.to_string()))
-        .collect();
-    Ok(ApiJson(PeerBucketMetadata {
-        peer_id: st.id.to_string(),
-        balls: objects.into_iter().map(|o| o.metadata).collect(),
-        versions,
-        tombstones,
-    }))
 }
 
 async fn ball_of(

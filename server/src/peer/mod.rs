@@ -17,6 +17,7 @@
 
 mod data;
 mod input;
+mod listings;
 mod metadata;
 mod state;
 mod stats;
@@ -88,7 +89,8 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
         config.id.clone(),
         store.clone(),
         Metrics::new("mictlanx_peer"),
-    );
+    )
+    .with_listing_limits(config.listing);
     let app = auth::layer(app(state), auth::Service::Peer, config.auth.clone());
     let handle = serve::spawn_tls(listener, app, CancellationToken::new(), tls).map_err(bind)?;
     sweeper::spawn(store.downgrade(), handle.stop_token());
@@ -117,7 +119,7 @@ pub fn app(state: PeerState) -> Router {
     let api = Router::new()
         .route(
             "/buckets/{bucket_id}/metadata",
-            post(metadata::put).get(metadata::bucket),
+            post(metadata::put).get(listings::bucket),
         )
         .route("/buckets/{bucket_id}/metadata/{key}", get(metadata::get))
         .route(
@@ -146,17 +148,17 @@ pub fn app(state: PeerState) -> Router {
             "/buckets/data/{task_id}/chunked",
             post(data::upload_chunked).layer(unlimited),
         )
-        .route("/stats", get(stats::stats))
+        .route("/stats", get(listings::stats))
         .route("/stats/ufs", get(stats::ufs))
         .route("/balls/len", get(stats::balls_len))
-        .route("/xballs", get(stats::xballs))
-        .route("/xballs/size", get(stats::xballs_size))
+        .route("/xballs", get(listings::xballs))
+        .route("/xballs/size", get(listings::xballs_size))
         .route("/xversions", get(stats::xversions))
         .route(
             "/xtombstones/{bucket_id}/{key}",
             delete(data::purge_tombstone),
         )
-        .route("/peers/state", get(stats::peers_state))
+        .route("/peers/state", get(listings::peers_state))
         .route("/nodes", post(stats::add_node))
         .route("/tasks", delete(stats::flush_tasks))
         .method_not_allowed_fallback(method_not_allowed);

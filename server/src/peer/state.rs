@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mictlanx::model::NodeHandshake;
 
 use crate::metrics::Metrics;
+use crate::paging::{ListingGate, ListingLimits};
 use crate::storage::Store;
 
 /// The state of a running peer. Cheap to clone.
@@ -15,6 +16,8 @@ pub struct PeerState {
     pub(crate) store: Store,
     pub(crate) metrics: Metrics,
     pub(crate) nodes: Nodes,
+    /// Slots of the listings answered at once.
+    pub(crate) listings: ListingGate,
 }
 
 impl PeerState {
@@ -25,7 +28,15 @@ impl PeerState {
             store,
             metrics,
             nodes: Nodes::default(),
+            listings: ListingGate::new(ListingLimits::default()),
         }
+    }
+
+    /// The same state, answering at most `limits.max_concurrent` listings at once.
+    #[must_use]
+    pub fn with_listing_limits(mut self, limits: ListingLimits) -> Self {
+        self.listings = ListingGate::new(limits);
+        self
     }
 
     /// The peer id.

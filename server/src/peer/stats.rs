@@ -1,11 +1,11 @@
-//! Health, metrics, stats and the small housekeeping endpoints (PS1–PS8).
+//! Health, metrics, usage and the small housekeeping endpoints (PS2, PS3, PS7, PS8; the
+//! listings are in `listings`).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use mictlanx::model::{
-    BallBasicData, BallLocations, BallSizeTuple, BallsLenResponse, KeyVersionEntry,
-    KeyVersionsPage, NodeHandshake, NodeInfo, PeerCurrentState, PeerStats, UfsResponse,
+    BallsLenResponse, KeyVersionEntry, KeyVersionsPage, NodeHandshake, UfsResponse,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,40 +13,6 @@ use serde_json::{json, Value};
 use super::input;
 use super::state::PeerState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::storage::ObjectRecord;
-
-/// `?start=&end=` of the paginated listings. Values are kept as text so that the empty
-/// values the Python client sends (`?start=&end=`) mean "unset" instead of failing.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct PageQuery {
-    start: Option<String>,
-    end: Option<String>,
-}
-
-impl PageQuery {
-    /// `[start, end)`; a missing or negative start is 0, a missing end or one ≤ 0 means
-    /// "to the last".
-    fn bounds(&self) -> Result<(u64, Option<u64>), ApiError> {
-        let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-            match v.as_deref().map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(s) => s.parse().map(Some).map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "query parameter {name} is not an integer: {s:?}"
-                    ))
-                }),
-            }
-        };
-        let start = parse("start", &self.start)?.unwrap_or(0).max(0);
-        let end = parse("end", &self.end)?.filter(|e| *e > 0);
-        Ok((start.unsigned_abs(), end.map(i64::unsigned_abs)))
-    }
-}
-
-async fn page(st: &PeerState, q: &PageQuery) -> Result<Vec<ObjectRecord>, ApiError> {
-    let (start, end) = q.bounds()?;
-    Ok(st.store.page(start, end).await?)
-}
 
 /// `GET /health`.
 pub(crate) async fn health(State(st): State<PeerState>) -> ApiJson<Value> {
@@ -91,28 +57,6 @@ pub(crate) async fn ufs(State(st): State<PeerState>) -> ApiJson<UfsResponse> {
     })
 }
 
-/// PS1 `GET /api/v4/stats?start=&end=`: exactly the seven `PeerStats` fields.
-pub(crate) async fn stats(
-    State(st): State<PeerState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<ApiJson<PeerStats>, ApiError> {
-    let balls = page(&st, &q)
-        .await?
-        .into_iter()
-        .map(|r| r.metadata)
-        .collect();
-    let u = st.store.usage();
-    Ok(ApiJson(PeerStats {
-        peer_id: st.id.to_string(),
-        used_disk: u.used(),
-        total_disk: u.capacity,
-        available_disk: u.free(),
-        disk_uf: u.utilisation(),
-        balls,
-        peers: st.nodes.all().into_iter().map(|n| n.id).collect(),
-    }))
-}
-
 /// PS3 `GET /api/v4/balls/len`.
 pub(crate) async fn balls_len(
     State(st): State<PeerState>,
@@ -120,24 +64,6 @@ pub(crate) async fn balls_len(
     Ok(ApiJson(BallsLenResponse {
         len: st.store.object_count().await?,
     }))
-}
-
-/// PS4 `GET /api/v4/xballs?start=&end=`.
-pub(crate) async fn xballs(
-    State(st): State<PeerState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<ApiJson<Vec<BallBasicData>>, ApiError> {
-    Ok(ApiJson(
-        page(&st, &q)
-            .await?
-            .into_iter()
-            .map(|r| BallBasicData {
-                bucket_id: r.metadata.bucket_id,
-                key: r.metadata.key,
-                size: r.stored_size,
-            })
-            .collect(),
-    ))
 }
 
 /// Query of `GET /api/v4/xversions`: the page after `(after_bucket, after_key)`.
@@ -205,52 +131,6 @@ pub(crate) async fn xversions(
     }))
 }
 
-/// PS5 `GET /api/v4/xballs/size?start=&end=`: `[[bucket_id, key, size]]`.
-pub(crate) async fn xballs_size(
-    State(st): State<PeerState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<ApiJson<Vec<BallSizeTuple>>, ApiError> {
-    Ok(ApiJson(
-        page(&st, &q)
-            .await?
-            .into_iter()
-            .map(|r| BallSizeTuple(r.metadata.bucket_id, r.metadata.key, r.stored_size))
-            .collect(),
-    ))
-}
-
-/// PS6 `GET /api/v4/peers/state?start=&end=`: known nodes, and `bucket@key` → this peer.
-pub(crate) async fn peers_state(
-    State(st): State<PeerState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<ApiJson<PeerCurrentState>, ApiError> {
-    let balls = page(&st, &q)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let locations = BallLocations {
-                locations: vec![st.id.to_string()],
-                size: r.stored_size,
-            };
-            (
-                format!("{}@{}", r.metadata.bucket_id, r.metadata.key),
-                locations,
-            )
-        })
-        .collect();
-    let nodes = st
-        .nodes
-        .all()
-        .into_iter()
-        .map(|n| NodeInfo {
-            node_id: n.id,
-            ip_addr: n.ip_addr,
-            port: n.port,
-        })
-        .collect();
-    Ok(ApiJson(PeerCurrentState { nodes, balls }))
-}
-
 /// PS7 `POST /api/v4/nodes`: remembers the peer (in memory) and echoes it.
 pub(crate) async fn add_node(
     State(st): State<PeerState>,
@@ -266,26 +146,4 @@ pub(crate) async fn flush_tasks(State(st): State<PeerState>) -> Result<StatusCod
     let n = st.store.clear_pending().await?;
     tracing::info!(event = "TASKS.FLUSHED", n);
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn q(start: Option<&str>, end: Option<&str>) -> PageQuery {
-        PageQuery {
-            start: start.map(String::from),
-            end: end.map(String::from),
-        }
-    }
-
-    #[test]
-    fn page_bounds() {
-        assert_eq!(q(None, None).bounds().unwrap(), (0, None));
-        assert_eq!(q(Some(""), Some("")).bounds().unwrap(), (0, None));
-        assert_eq!(q(Some("2"), Some("5")).bounds().unwrap(), (2, Some(5)));
-        assert_eq!(q(Some("-3"), Some("0")).bounds().unwrap(), (0, None));
-        assert_eq!(q(Some("1"), Some("-1")).bounds().unwrap(), (1, None));
-        assert!(q(Some("x"), None).bounds().is_err());
-    }
 }

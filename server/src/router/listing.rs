@@ -48,6 +48,42 @@ impl Merge {
         }
     }
 
+    /// [`add_listing`](Self::add_listing) of the keys in `range` only: a page of a peer
+    /// may reach past what the other peers have listed so far, and a MictlanX peer
+    /// answers every key whatever the page.
+    pub(crate) fn add_listing_in(
+        &mut self,
+        balls: Vec<Metadata>,
+        versions: &BTreeMap<String, String>,
+        tombstones: &BTreeMap<String, String>,
+        range: &KeyRange,
+    ) {
+        let balls = balls
+            .into_iter()
+            .filter(|m| range.contains(&m.key))
+            .collect();
+        let tombstones: BTreeMap<String, String> = tombstones
+            .iter()
+            .filter(|(k, _)| range.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.add_listing(balls, versions, &tombstones);
+    }
+
+    /// The live copies, by ball, with their versions.
+    pub(crate) fn live_by_ball(self) -> HashMap<String, Vec<(Version, Metadata)>> {
+        let mut by_ball: HashMap<String, Vec<(Version, Metadata)>> = HashMap::new();
+        for entry in self.by_key.into_values() {
+            if let Some(m) = entry.copy {
+                by_ball
+                    .entry(m.ball_id.clone())
+                    .or_default()
+                    .push((entry.version, m));
+            }
+        }
+        by_ball
+    }
+
     fn add(&mut self, key: String, version: Version, copy: Option<Metadata>) {
         let replace = match self.by_key.get(&key) {
             None => true,
@@ -67,19 +103,45 @@ impl Merge {
 
     /// The live records of complete balls, sorted by key.
     pub(crate) fn records(self) -> Vec<Metadata> {
-        let mut by_ball: HashMap<String, Vec<(Version, Metadata)>> = HashMap::new();
-        for entry in self.by_key.into_values() {
-            if let Some(m) = entry.copy {
-                by_ball
-                    .entry(m.ball_id.clone())
-                    .or_default()
-                    .push((entry.version, m));
-            }
-        }
+        let by_ball = self.live_by_ball();
         let mut out: Vec<Metadata> = by_ball.into_values().flat_map(complete_ball).collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
+}
+
+/// Keys after `after` (exclusive) up to `until` (inclusive); `None`: unbounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyRange {
+    /// The last key of the previous page.
+    pub(crate) after: Option<String>,
+    /// The last key every peer has listed so far.
+    pub(crate) until: Option<String>,
+}
+
+impl KeyRange {
+    /// Whether `key` is in the range.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.after.as_deref().map_or(true, |a| key > a)
+            && self.until.as_deref().map_or(true, |u| key <= u)
+    }
+}
+
+/// Whether the chunks of a ball seen in a page may not tell which of its puts is complete:
+/// some put has fewer chunks there than its `num_chunks`, so its other chunks may lie in
+/// other pages (or never arrived).
+pub(crate) fn needs_whole_ball(chunks: &[(Version, Metadata)]) -> bool {
+    let mut puts: HashMap<PutId, usize> = HashMap::new();
+    for (_, m) in chunks {
+        if m.num_chunks().is_some() {
+            let (checksum, n) = generation(m);
+            *puts.entry((checksum.map(str::to_string), n)).or_default() += 1;
+        }
+    }
+    puts.iter().any(|((_, n), seen)| {
+        n.and_then(|n| usize::try_from(n).ok())
+            .is_some_and(|n| *seen < n)
+    })
 }
 
 fn parse(v: Option<&String>) -> Version {
@@ -100,7 +162,7 @@ type PutId = (Option<String>, Option<u64>);
 /// the newest), so an overwrite in progress leaves the previous version listed and an
 /// interrupted put is never listed. Records without a `num_chunks` tag are objects of their
 /// own and stay as they are.
-fn complete_ball(chunks: Vec<(Version, Metadata)>) -> Vec<Metadata> {
+pub(crate) fn complete_ball(chunks: Vec<(Version, Metadata)>) -> Vec<Metadata> {
     let (plain, chunked): (Vec<_>, Vec<_>) = chunks
         .into_iter()
         .partition(|(_, m)| m.num_chunks().is_none());
@@ -337,6 +399,21 @@ mod tests {
         assert_eq!(ball.size_bytes, 21);
         assert_eq!(ball.size, "21 bytes");
         assert_eq!(ball.checksum, fc);
+    }
+
+    #[test]
+    fn key_ranges_and_balls_cut_by_a_page() {
+        let r = KeyRange {
+            after: Some("b".into()),
+            until: Some("d".into()),
+        };
+        assert!(!r.contains("b") && r.contains("c") && r.contains("d") && !r.contains("e"));
+        assert!(KeyRange::default().contains(""));
+        let v = Version::ZERO;
+        let whole: Vec<_> = (0..3).map(|i| (v, chunk("x", i, 3, "1"))).collect();
+        assert!(!needs_whole_ball(&whole));
+        assert!(needs_whole_ball(&whole[1..]));
+        assert!(!needs_whole_ball(&[(v, meta("plain", 1, &[]))]));
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! `headers`, `handlers`, `routes`. Versions and tombstones: `crate::version` and
 //! `docs/consistency.md`.
 
+mod bucket_pages;
 mod copy;
 mod fanout;
 mod handlers;

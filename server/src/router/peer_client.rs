@@ -518,18 +518,22 @@ impl PeerClient {
         })
     }
 
-    /// PM3: every key of a bucket on this peer.
-    pub(crate) async fn bucket_metadata(
+    /// PM3, one page: up to `limit` keys of a bucket after `after` (our token of that
+    /// key), with versions and tombstones. A MictlanX peer ignores the paging and answers
+    /// the whole bucket, untruncated.
+    pub(crate) async fn bucket_page(
         &self,
         peer: &PeerView,
         bucket: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<PeerBucketMetadata, PeerError> {
-        self.get_json(
-            peer,
-            "bucket-listing",
-            &format!("/api/v4/buckets/{bucket}/metadata"),
-        )
-        .await
+        let mut path = format!("/api/v4/buckets/{bucket}/metadata?limit={limit}");
+        if let Some(key) = after {
+            path.push_str("&continuation_token=");
+            path.push_str(&crate::paging::encode_token(key));
+        }
+        self.get_json(peer, "bucket-listing", &path).await
     }
 
     /// PM4: every key of a ball on this peer; `None` when it has none.
@@ -717,19 +721,27 @@ impl PeerClient {
         self.get_json(peer, "stats", &path).await
     }
 
-    /// PS4: a page `[start, end)` of the committed keys.
-    pub(crate) async fn xballs(
+    /// PS4, one page: up to 1,000 committed keys after the page of `token` (`None`: from
+    /// the first), and the token of the next page when more follow. A MictlanX peer
+    /// answers every key at once, without a token.
+    pub(crate) async fn xballs_page(
         &self,
         peer: &PeerView,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<BallBasicData>, PeerError> {
-        self.get_json(
-            peer,
-            "xballs",
-            &format!("/api/v4/xballs?start={start}&end={end}"),
-        )
-        .await
+        token: Option<&str>,
+    ) -> Result<(Vec<BallBasicData>, Option<String>), PeerError> {
+        let what = "xballs";
+        let mut path = format!("/api/v4/xballs?limit={}", crate::paging::MAX_LIMIT);
+        if let Some(t) = token {
+            path.push_str("&continuation_token=");
+            path.push_str(t);
+        }
+        let resp = Self::send(peer, what, self.call(Method::GET, peer, &path)).await?;
+        let next = resp
+            .headers()
+            .get(crate::paging::NEXT_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((Self::json(peer, what, resp).await?, next))
     }
 }
 

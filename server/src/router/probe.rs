@@ -11,9 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::peers::PeerView;
 use super::state::RouterState;
 
-/// Keys asked for per `xballs` page while syncing a peer.
-const SYNC_PAGE: u64 = 1000;
-
 /// Starts the loops; they run until `stop` is cancelled.
 pub(crate) fn spawn_loops(st: RouterState, stop: CancellationToken) {
     tokio::spawn(probe_loop(st.clone(), stop.clone()));
@@ -78,19 +75,19 @@ pub(crate) async fn probe_round(st: &RouterState) {
 async fn sync_peer(st: RouterState, peer: PeerView, stop: CancellationToken) -> String {
     let outcome = stop
         .run_until_cancelled(async {
-            let mut start = 0;
+            let mut token = None;
             let mut total = 0usize;
             loop {
-                let page = st.client.xballs(&peer, start, start + SYNC_PAGE).await?;
+                let (page, next) = st.client.xballs_page(&peer, token.as_deref()).await?;
                 total += page.len();
                 for ball in &page {
                     st.replicas
                         .add(&ball.bucket_id, &ball.key, &[peer.id.as_str()]);
                 }
-                if (page.len() as u64) < SYNC_PAGE {
-                    return Ok(total);
+                match next {
+                    Some(t) => token = Some(t),
+                    None => return Ok(total),
                 }
-                start += SYNC_PAGE;
             }
         })
         .await;

@@ -153,12 +153,11 @@ async fn get_data_bucket_fixup(
     State(st): State<RouterState>,
     ApiPath(key): ApiPath<String>,
     ApiQuery(query): ApiQuery<ReadQuery>,
+    ApiQuery(listing): ApiQuery<crate::paging::ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if key == "metadata" {
-        return list::bucket_listing_in(&st, "data")
-            .await
-            .map(|l| Json(l).into_response());
+        return list::bucket_listing_in(&st, "data", &listing).await;
     }
     read::get_object_in(&st, "data", &key, &query, &headers).await
 }

@@ -42,6 +42,8 @@ pub struct RouterState {
     pub(crate) repair: Arc<RepairStats>,
     /// Starts a repair round early (a peer just came up).
     pub(crate) repair_now: Arc<Notify>,
+    /// Slots of the listings answered at once.
+    pub(crate) listings: crate::paging::ListingGate,
 }
 
 impl std::fmt::Debug for RouterState {
@@ -84,7 +86,9 @@ impl RouterState {
             peers.add(address.clone());
         }
         let config_id = config.id.clone();
+        let listings = crate::paging::ListingGate::new(config.listing);
         Ok(Self {
+            listings,
             tasks: TaskStore::new(config.task_ttl),
             policies: PolicyEngine::new(&config.policy),
             config: Arc::new(config),

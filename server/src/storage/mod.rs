@@ -51,7 +51,7 @@ pub use accept::{NewPut, PutOutcome};
 pub use delete::Deletion;
 pub use error::{OpenError, StoreError};
 pub use meta::{ObjectRecord, PendingRecord, Tombstone};
-pub use query::{KeyState, VersionEntry};
+pub use query::{BucketPage, KeyState, VersionEntry};
 pub use range::{parse_range, ByteRange, RangeSpec};
 pub use read::{ObjectRead, ObjectStream};
 pub use upload::StoredObject;

@@ -1,5 +1,7 @@
 //! Read-only lookups and listings of committed and pending keys.
 
+use std::ops::Bound;
+
 use mictlanx::model::Metadata;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
@@ -29,6 +31,17 @@ pub struct VersionEntry {
     pub metadata: Option<Metadata>,
     /// When the copy was written (0 for a tombstone).
     pub written_at_ms: u64,
+}
+
+/// One page of [`Store::bucket_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketPage {
+    /// Committed objects, in key order.
+    pub objects: Vec<ObjectRecord>,
+    /// Tombstones, by key within the bucket, in key order.
+    pub tombstones: Vec<(String, Tombstone)>,
+    /// More keys follow the last one of this page.
+    pub more: bool,
 }
 
 /// What the store knows about one key.
@@ -190,11 +203,34 @@ impl Store {
         bucket_id: &str,
         ball_id: &str,
     ) -> Result<(Vec<ObjectRecord>, Vec<(String, Tombstone)>), StoreError> {
-        let mut objects = self.bucket_objects(bucket_id).await?;
-        objects.retain(|o| o.metadata.ball_id == ball_id);
-        let mut tombstones = self.bucket_tombstones(bucket_id).await?;
-        tombstones.retain(|(_, t)| t.ball_id == ball_id);
-        Ok((objects, tombstones))
+        // One pass over the bucket keeping only the ball's records, so that memory follows
+        // the ball and not the bucket (a router asks this of balls across its pages).
+        let range = bucket_range(bucket_id);
+        let ball_id = ball_id.to_string();
+        self.blocking(move |s| {
+            let txn = s.db().begin_read()?;
+            let mut objects = Vec::new();
+            let table = txn.open_table(OBJECTS)?;
+            for entry in table.range(range.start.as_str()..range.end.as_str())? {
+                let (k, v) = entry?;
+                let rec: ObjectRecord = decode(k.value(), v.value())?;
+                if rec.metadata.ball_id == ball_id {
+                    objects.push(rec);
+                }
+            }
+            let mut tombstones = Vec::new();
+            let table = txn.open_table(TOMBSTONES)?;
+            for entry in table.range(range.start.as_str()..range.end.as_str())? {
+                let (k, v) = entry?;
+                let t: Tombstone = decode(k.value(), v.value())?;
+                if t.ball_id == ball_id {
+                    let key = k.value().split_once('\0').map_or("", |(_, key)| key);
+                    tombstones.push((key.to_string(), t));
+                }
+            }
+            Ok((objects, tombstones))
+        })
+        .await
     }
 
     /// Metadata of the committed keys of `ball_id` in a bucket, ordered by their `index` tag
@@ -242,6 +278,103 @@ impl Store {
                 out.push(decode(k.value(), v.value())?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    /// Up to `limit` committed objects after the database key `after` (`bucket\0key`;
+    /// `None`: from the first), in key order, and whether more follow. One short read of
+    /// the range, so a listing's pages never hold a transaction open between them.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn objects_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<ObjectRecord>, bool), StoreError> {
+        self.blocking(move |s| {
+            let txn = s.db().begin_read()?;
+            let table = txn.open_table(OBJECTS)?;
+            let iter = match &after {
+                Some(a) => table.range::<&str>((Bound::Excluded(a.as_str()), Bound::Unbounded))?,
+                None => table.range::<&str>(..)?,
+            };
+            let mut out = Vec::new();
+            for entry in iter {
+                let (k, v) = entry?;
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(decode(k.value(), v.value())?);
+            }
+            Ok((out, false))
+        })
+        .await
+    }
+
+    /// Up to `limit` keys of a bucket after `after_key` (`None`: from the first), in key
+    /// order: the committed objects and the tombstones among them (a key may have both for
+    /// a moment between two commits), and whether more follow.
+    ///
+    /// # Errors
+    ///
+    /// Internal errors only.
+    pub async fn bucket_page(
+        &self,
+        bucket_id: &str,
+        after_key: Option<String>,
+        limit: usize,
+    ) -> Result<BucketPage, StoreError> {
+        let range = bucket_range(bucket_id);
+        let start = after_key.map(|k| object_key(bucket_id, &k));
+        self.blocking(move |s| {
+            let txn = s.db().begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            let tombstones = txn.open_table(TOMBSTONES)?;
+            let lower = match &start {
+                Some(k) => Bound::Excluded(k.as_str()),
+                None => Bound::Included(range.start.as_str()),
+            };
+            let upper = Bound::Excluded(range.end.as_str());
+            // Each table gives at most `limit + 1` keys; the first `limit` of their union
+            // are the page, and anything beyond means more follow.
+            let take = limit.saturating_add(1);
+            let mut objs: Vec<(String, ObjectRecord)> = Vec::new();
+            for entry in objects.range::<&str>((lower, upper))?.take(take) {
+                let (k, v) = entry?;
+                objs.push((k.value().to_string(), decode(k.value(), v.value())?));
+            }
+            let mut tombs: Vec<(String, Tombstone)> = Vec::new();
+            for entry in tombstones.range::<&str>((lower, upper))?.take(take) {
+                let (k, v) = entry?;
+                tombs.push((k.value().to_string(), decode(k.value(), v.value())?));
+            }
+            let mut keys: Vec<&str> = objs
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(tombs.iter().map(|(k, _)| k.as_str()))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let more = keys.len() > limit;
+            let last = keys.get(limit.wrapping_sub(1)).map(|k| k.to_string());
+            let within = |k: &str| !more || last.as_deref().is_some_and(|l| k <= l);
+            let in_bucket = |k: &str| k.split_once('\0').map_or("", |(_, key)| key).to_string();
+            Ok(BucketPage {
+                objects: objs
+                    .iter()
+                    .filter(|(k, _)| within(k))
+                    .map(|(_, o)| o.clone())
+                    .collect(),
+                tombstones: tombs
+                    .iter()
+                    .filter(|(k, _)| within(k))
+                    .map(|(k, t)| (in_bucket(k), t.clone()))
+                    .collect(),
+                more,
+            })
         })
         .await
     }

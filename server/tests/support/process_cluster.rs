@@ -75,7 +75,12 @@ impl ChildProcess {
     /// The child gets none of the caller's `MICTLANX_*` variables (every flag also reads
     /// one), and `MICTLANX_LOG` from `MICTLANX_FAULTS_LOG` (default `warn`).
     pub async fn spawn(label: &str, args: &[String]) -> Result<Self, SpawnError> {
-        let mut cmd = Command::new(server_binary());
+        Self::spawn_bin(server_binary(), label, args).await
+    }
+
+    /// [`spawn`](Self::spawn) of another build of the binary (to compare with an older one).
+    pub async fn spawn_bin(bin: &str, label: &str, args: &[String]) -> Result<Self, SpawnError> {
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

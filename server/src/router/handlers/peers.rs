@@ -7,6 +7,7 @@ use mictlanx::model::{PeerPayload, PeersListResponse, PeersStatsResponse};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::paging::MAX_LIMIT;
 
 use super::super::peers::{address_from_payload, valid_peer_id};
 use super::super::state::RouterState;
@@ -96,11 +97,19 @@ fn default_end() -> i64 {
 }
 
 /// R12 `GET /api/v4/peers/stats?start&end`: each healthy peer's stats, by peer id. Peers
-/// that fail to answer are left out.
+/// that fail to answer are left out. A request for more than a page of objects (no `end`,
+/// as the Python client asks) takes a listing slot; the SDK's heartbeat (`end=1`) does not,
+/// so that a flood of listings cannot make a router look down.
 pub(crate) async fn stats(
     State(st): State<RouterState>,
     ApiQuery(q): ApiQuery<StatsQuery>,
-) -> Json<PeersStatsResponse> {
+) -> Result<Json<PeersStatsResponse>, ApiError> {
+    let small = q.end > 0 && q.end.saturating_sub(q.start.max(0)) <= MAX_LIMIT as i64;
+    let _slot = if small {
+        None
+    } else {
+        Some(st.listings.enter().await?)
+    };
     let peers = st.peers.healthy();
     let answers = futures::future::join_all(
         peers
@@ -120,5 +129,5 @@ pub(crate) async fn stats(
             }
         }
     }
-    Json(out)
+    Ok(Json(out))
 }

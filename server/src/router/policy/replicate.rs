@@ -13,6 +13,9 @@ use std::time::Duration;
 use mictlanx::model::Metadata;
 use mictlanx::policy::WhatItem;
 
+use crate::paging::MAX_LIMIT;
+
+use super::super::bucket_pages::last_key;
 use super::super::copy::{announcement_of, copy_replica};
 use super::super::peer_client::PeerError;
 use super::super::peers::PeerView;
@@ -104,16 +107,32 @@ pub(crate) async fn plan(st: &RouterState, items: &[WhatItem]) -> Result<Vec<Key
                 }
             }
             WhatItem::Bucket(bucket) => {
-                st.ask_each(
-                    &peers,
-                    |p| st.client.bucket_metadata(p, bucket),
-                    |peer, listing| {
-                        for m in listing.balls {
+                // Each peer's bucket a page at a time; a peer failing mid-way keeps what
+                // it listed so far, as a peer failing at once is left out.
+                for peer in &peers {
+                    let mut after: Option<String> = None;
+                    loop {
+                        let page = match st
+                            .client
+                            .bucket_page(peer, bucket, after.as_deref(), MAX_LIMIT)
+                            .await
+                        {
+                            Ok(page) => page,
+                            Err(e) => {
+                                st.note_failure(&e);
+                                break;
+                            }
+                        };
+                        let last = last_key(&page);
+                        for m in page.balls {
                             add(bucket, m, &peer.id);
                         }
-                    },
-                )
-                .await;
+                        match last {
+                            Some(k) if page.is_truncated => after = Some(k),
+                            _ => break,
+                        }
+                    }
+                }
             }
         }
     }
