@@ -36,6 +36,15 @@ pub struct PeerConfig {
     pub auth: AuthConfig,
     /// Serve HTTPS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFiles>,
+    /// Bytes of the filesystem kept free for the metadata database, so that deletes can
+    /// always commit (default 64 MiB); the peer's capacity is at most what the filesystem
+    /// has free beyond it.
+    pub meta_reserve: u64,
+    /// How long `/health` says `degraded` after a metadata I/O error (default 1 min).
+    pub degraded_hold: Duration,
+    /// Tests only: a simulated small disk (see `storage::SimulatedDisk`).
+    #[doc(hidden)]
+    pub simulated_disk: Option<std::sync::Arc<crate::storage::SimulatedDisk>>,
 }
 
 impl PeerConfig {
@@ -53,6 +62,9 @@ impl PeerConfig {
             inline_limit: crate::storage::DEFAULT_INLINE_LIMIT,
             auth: AuthConfig::default(),
             tls: None,
+            meta_reserve: crate::storage::DEFAULT_META_RESERVE,
+            degraded_hold: crate::storage::DEFAULT_DEGRADED_HOLD,
+            simulated_disk: None,
         }
     }
 }
