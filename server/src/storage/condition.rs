@@ -70,6 +70,11 @@ impl Condition {
         self.broken.store(!ok, Ordering::Release);
     }
 
+    /// The database could not be reopened: the stand-in is in place.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
     pub(crate) fn snapshot(&self, free: u64, hold: Duration) -> DiskCondition {
         let below = self.full_below.load(Ordering::Acquire);
         if below > 0 && free >= below {

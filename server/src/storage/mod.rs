@@ -28,6 +28,8 @@ mod disable;
 mod error;
 mod files;
 #[cfg(test)]
+mod full_disk_tests;
+#[cfg(test)]
 mod inline_tests;
 mod meta;
 mod pending;
@@ -308,6 +310,23 @@ impl Store {
         self.inner.db.get().1
     }
 
+    /// Reopens the database first if an earlier reopen failed, so that nothing runs against
+    /// the stand-in. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// Why it still cannot be opened (507 when the disk is full).
+    fn ensure_open(&self) -> Result<(), StoreError> {
+        if !self.inner.condition.is_broken() {
+            return Ok(());
+        }
+        self.reopen_db(self.inner.db.generation())?;
+        if self.inner.condition.is_broken() {
+            return Err(StoreError::Db(Box::new(redb::Error::PreviousIo)));
+        }
+        Ok(())
+    }
+
     /// The simulated disk and the data directory, for data-file writes (tests only).
     fn simulated_disk(&self) -> Option<(Arc<SimulatedDisk>, PathBuf)> {
         let c = &self.inner.config;
@@ -351,7 +370,8 @@ impl Store {
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let generation = store.inner.db.get().0;
+            store.ensure_open()?;
+            let generation = store.inner.db.generation();
             f(&store).map_err(|e| store.observe(e, generation))
         })
         .await
@@ -378,6 +398,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let inner = &self.inner;
         let mut retried = false;
+        self.ensure_open()?;
         loop {
             let (generation, db) = inner.db.get();
             match inner.batcher.write(&db, &inner.usage, durable, &mut f) {
@@ -385,7 +406,11 @@ impl Store {
                     drop(db);
                     retried = true;
                     // Marks the store degraded and reopens the database.
-                    let _ = self.observe(e, generation);
+                    let first = self.observe(e, generation);
+                    if inner.condition.is_broken() {
+                        // Not reopened (the disk is still full?): answer with the cause.
+                        return Err(first);
+                    }
                 }
                 Err(e) => {
                     drop(db);

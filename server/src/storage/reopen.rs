@@ -36,6 +36,14 @@ impl DbSlot {
         }
     }
 
+    /// The current generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
     /// The database to use for one operation, and its generation.
     pub(crate) fn get(&self) -> (u64, Arc<Database>) {
         let g = self.current.read().unwrap_or_else(PoisonError::into_inner);
