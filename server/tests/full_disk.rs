@@ -56,11 +56,18 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
     let p = harness::TestPeer::start_with(|c| on_small_disk(c, &sim)).await;
     sim.set_limit(du(p.data_dir()) + RESERVE + (5 * OBJ + OBJ / 2) as u64);
     let (_, h) = p.get_json("/health").await;
-    assert_eq!((h["status"].as_str(), h["state"].as_str()), (Some("ok"), Some("ok")), "{h}");
+    assert_eq!(
+        (h["status"].as_str(), h["state"].as_str()),
+        (Some("ok"), Some("ok")),
+        "{h}"
+    );
 
     // The peer reports what the disk really has, not its configured 10 GB.
     let (_, ufs) = p.get_json("/api/v4/stats/ufs").await;
-    assert!(ufs["total_disk"].as_u64().unwrap() < 6 * OBJ as u64, "{ufs}");
+    assert!(
+        ufs["total_disk"].as_u64().unwrap() < 6 * OBJ as u64,
+        "{ufs}"
+    );
 
     // Fill it: puts until 507.
     let mut stored = Vec::new();
@@ -77,14 +84,22 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
     }
     assert!(stored.len() >= 3, "only {} stored", stored.len());
     let (status, h) = p.get_json("/health").await;
-    assert_eq!((status, h["state"].as_str(), h["full"].as_bool()), (200, Some("full"), Some(true)), "{h}");
+    assert_eq!(
+        (status, h["state"].as_str(), h["full"].as_bool()),
+        (200, Some("full"), Some(true)),
+        "{h}"
+    );
 
     // Its metadata database hits ENOSPC: 507, not 502 or 500, and nothing half-written.
     sim.set_db_full(true);
     assert_eq!(put(&p, "small", b"0123456789").await, 507);
     assert!(p.tmp_files().is_empty());
     let (status, h) = p.get_json("/health").await;
-    assert_eq!((status, h["status"].as_str(), h["state"].as_str()), (200, Some("ok"), Some("degraded")), "{h}");
+    assert_eq!(
+        (status, h["status"].as_str(), h["state"].as_str()),
+        (200, Some("ok"), Some("degraded")),
+        "{h}"
+    );
     let metrics = p
         .http
         .get(p.url("/metrics"))
@@ -94,7 +109,10 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("mictlanx_peer_metadata_degraded 1"), "{metrics}");
+    assert!(
+        metrics.contains("mictlanx_peer_metadata_degraded 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("mictlanx_peer_disk_full 1"), "{metrics}");
 
     // Room for metadata again: deletes through the API free space, and puts work again.
@@ -128,7 +146,10 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("mictlanx_peer_metadata_reopens 1"), "{metrics}");
+    assert!(
+        metrics.contains("mictlanx_peer_metadata_reopens 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

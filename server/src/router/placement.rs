@@ -239,7 +239,10 @@ mod tests {
         // A peer that answered 507 takes nothing, not even what its numbers say fits.
         let second = expected[0].clone();
         peers.iter_mut().find(|p| p.id == second).unwrap().full = true;
-        assert_eq!(choose(&peers, h, &[], 1, 0).unwrap(), expected[1..].to_vec());
+        assert_eq!(
+            choose(&peers, h, &[], 1, 0).unwrap(),
+            expected[1..].to_vec()
+        );
     }
 
     #[test]

@@ -171,7 +171,9 @@ impl StoreError {
         match self {
             StoreError::NoSpace { .. } => true,
             StoreError::Io { source, .. } => super::space::is_enospc(source),
-            StoreError::Db(e) => matches!(&**e, redb::Error::Io(source) if super::space::is_enospc(source)),
+            StoreError::Db(e) => {
+                matches!(&**e, redb::Error::Io(source) if super::space::is_enospc(source))
+            }
             _ => false,
         }
     }

@@ -69,7 +69,10 @@ async fn a_full_disk_and_a_failed_database_recover_through_deletes_without_resta
         }
     };
     assert!(matches!(refused, StoreError::NoSpace { .. }), "{refused}");
-    assert_eq!(refused.status(), axum::http::StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(
+        refused.status(),
+        axum::http::StatusCode::INSUFFICIENT_STORAGE
+    );
     assert!(stored.len() >= 3, "only {} stored", stored.len());
     assert!(files_under(&dir.path().join("tmp")).is_empty());
     assert_eq!(store.usage().pending_uploads, 0);
@@ -93,11 +96,16 @@ async fn a_full_disk_and_a_failed_database_recover_through_deletes_without_resta
         assert_eq!(store.delete_key("b", &format!("k{i}")).await.unwrap(), 1);
     }
     let more = 100;
-    try_put(&store, &format!("k{more}"), &object(more)).await.unwrap();
+    try_put(&store, &format!("k{more}"), &object(more))
+        .await
+        .unwrap();
     stored.push(more);
     assert!(store.condition().db_reopens >= 1);
     for i in &stored {
-        assert_eq!(read_all(&store, "b", &format!("k{i}")).await.unwrap(), object(*i));
+        assert_eq!(
+            read_all(&store, "b", &format!("k{i}")).await.unwrap(),
+            object(*i)
+        );
     }
     assert!(matches!(
         read_all(&store, "b", "k0").await,

@@ -206,11 +206,12 @@ impl Store {
         let files = Files::open(&config.data_dir)
             .map_err(|(path, source)| OpenError::DataDir { path, source })?;
         let db_path = config.data_dir.join(DB_FILE);
-        let db = reopen::open_database(&config.data_dir, config.simulated_disk.as_ref())
-            .map_err(|e| OpenError::Database {
+        let db = reopen::open_database(&config.data_dir, config.simulated_disk.as_ref()).map_err(
+            |e| OpenError::Database {
                 path: db_path.clone(),
                 source: Box::new(e.into()),
-            })?;
+            },
+        )?;
         let create_tables = || -> Result<(), StoreError> {
             let txn = db.begin_write()?;
             txn.open_table(meta::OBJECTS)?;

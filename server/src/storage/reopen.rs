@@ -68,11 +68,8 @@ pub(crate) fn open_database(
                 .create(true)
                 .truncate(false)
                 .open(&path)?;
-            let backend = SimulatedBackend::new(
-                FileBackend::new(file)?,
-                Arc::clone(sim),
-                dir.to_path_buf(),
-            );
+            let backend =
+                SimulatedBackend::new(FileBackend::new(file)?, Arc::clone(sim), dir.to_path_buf());
             builder.create_with_backend(backend)
         }
     }

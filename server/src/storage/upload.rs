@@ -22,11 +22,11 @@ use redb::ReadableTable;
 use tokio::sync::mpsc;
 
 use super::files::{Files, TempFile};
-use super::space::Metered;
 use super::meta::{
     encode, get_object, get_pending, get_tombstone, object_key, same_content, ObjectRecord,
     PendingRecord, INLINE, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
+use super::space::Metered;
 use super::{epoch_ms, Store, StoreError};
 
 /// Body pieces buffered between the request and the writer.

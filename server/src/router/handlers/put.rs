@@ -655,10 +655,7 @@ pub(crate) async fn update_metadata(
     let peer_req = peer_request(req, &bucket, &key, ball_id);
     let group_id = new_group_id();
     // 0: the replicas keep the replication factor they have.
-    let announced = announce(
-        &st, &bucket, &replicas, &peer_req, &group_id, true, 0, None,
-    )
-    .await;
+    let announced = announce(&st, &bucket, &replicas, &peer_req, &group_id, true, 0, None).await;
     let mut updated = Vec::new();
     for (peer, task_id) in &announced.accepted {
         if task_id != NOTHING_TO_UPLOAD {
