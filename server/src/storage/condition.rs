@@ -48,6 +48,10 @@ pub(crate) struct Condition {
     reopens: AtomicU64,
     /// The database could not be reopened: every call fails until it is.
     broken: AtomicBool,
+    /// ... because the disk is full.
+    broken_no_space: AtomicBool,
+    /// When the last reopen was tried (ms since the epoch).
+    last_reopen_ms: AtomicU64,
 }
 
 impl Condition {
@@ -63,11 +67,29 @@ impl Condition {
             .store(epoch_ms(SystemTime::now()).max(1), Ordering::Release);
     }
 
-    pub(crate) fn reopened(&self, ok: bool) {
+    /// A reopen ended: `ok`, or failed (for want of space when `no_space`).
+    pub(crate) fn reopened(&self, ok: bool, no_space: bool) {
         if ok {
             self.reopens.fetch_add(1, Ordering::Relaxed);
         }
+        self.broken_no_space
+            .store(!ok && no_space, Ordering::Release);
         self.broken.store(!ok, Ordering::Release);
+        self.last_reopen_ms
+            .store(epoch_ms(SystemTime::now()), Ordering::Release);
+    }
+
+    /// Whether the last reopen was tried less than `pause` ago (reopening repairs the
+    /// database file, which is too costly to try at every request).
+    pub(crate) fn reopened_within(&self, pause: Duration) -> bool {
+        let last = self.last_reopen_ms.load(Ordering::Acquire);
+        let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+        epoch_ms(SystemTime::now()).saturating_sub(last) < pause_ms
+    }
+
+    /// Whether the last failed reopen failed for want of space.
+    pub(crate) fn broken_for_space(&self) -> bool {
+        self.broken_no_space.load(Ordering::Acquire)
     }
 
     /// The database could not be reopened: the stand-in is in place.
@@ -116,9 +138,10 @@ mod tests {
         assert_eq!((s.state(), s.db_errors), ("degraded", 1));
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(c.snapshot(500, hold).state(), "ok");
-        c.reopened(false);
-        assert!(c.snapshot(500, hold).degraded);
-        c.reopened(true);
+        c.reopened(false, true);
+        assert!(c.snapshot(500, hold).degraded && c.broken_for_space());
+        assert!(c.reopened_within(Duration::from_secs(5)));
+        c.reopened(true, false);
         let s = c.snapshot(500, hold);
         assert_eq!((s.degraded, s.db_reopens), (false, 1));
     }

@@ -112,6 +112,9 @@ pub struct StoreConfig {
     pub simulated_disk: Option<Arc<SimulatedDisk>>,
 }
 
+/// The least time between two attempts to reopen a database that could not be reopened.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+
 /// Default of [`StoreConfig::degraded_hold`]: one minute.
 pub const DEFAULT_DEGRADED_HOLD: Duration = Duration::from_secs(60);
 
@@ -318,14 +321,26 @@ impl Store {
     ///
     /// Why it still cannot be opened (507 when the disk is full).
     fn ensure_open(&self) -> Result<(), StoreError> {
-        if !self.inner.condition.is_broken() {
+        let condition = &self.inner.condition;
+        if !condition.is_broken() {
             return Ok(());
         }
-        self.reopen_db(self.inner.db.generation())?;
-        if self.inner.condition.is_broken() {
-            return Err(StoreError::Db(Box::new(redb::Error::PreviousIo)));
+        if condition.reopened_within(REOPEN_PAUSE) {
+            // Reopening repairs the file: not at every request, but soon enough for this one.
+            std::thread::sleep(REOPEN_PAUSE);
         }
-        Ok(())
+        self.reopen_db(self.inner.db.generation())?;
+        if !condition.is_broken() {
+            return Ok(());
+        }
+        Err(if condition.broken_for_space() {
+            StoreError::Io {
+                context: "reopening the metadata database",
+                source: space::enospc(),
+            }
+        } else {
+            StoreError::Db(Box::new(redb::Error::PreviousIo))
+        })
     }
 
     /// The simulated disk and the data directory, for data-file writes (tests only).
@@ -353,7 +368,9 @@ impl Store {
     /// database (if `generation` is still current). Returns the error.
     fn observe(&self, e: StoreError, generation: u64) -> StoreError {
         let e = self.note_full(e);
-        if e.is_db_io() || matches!(&e, StoreError::Db(_) if e.is_no_space()) {
+        // Only the first report of a failure of this database counts (and reopens it).
+        let current = self.inner.db.generation() == generation;
+        if current && (e.is_db_io() || matches!(&e, StoreError::Db(_) if e.is_no_space())) {
             self.inner.condition.db_error();
             tracing::warn!(event = "METADATA.IO.ERROR", peer_id = %self.inner.config.name, error = %e);
             if let Err(re) = self.reopen_db(generation) {

@@ -188,9 +188,10 @@ impl Store {
         let db = match opened {
             Ok(db) => db,
             Err(e) => {
-                inner.condition.reopened(false);
+                let e = StoreError::from(e);
+                inner.condition.reopened(false, e.is_no_space());
                 tracing::error!(event = "METADATA.REOPEN.FAILED", peer_id = %inner.config.name, error = %e);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let usage = recount(&db);
@@ -199,7 +200,7 @@ impl Store {
             Ok(u) => inner.usage.reset(u),
             Err(e) => tracing::warn!(event = "METADATA.RECOUNT.FAILED", error = %e),
         }
-        inner.condition.reopened(true);
+        inner.condition.reopened(true, false);
         tracing::warn!(event = "METADATA.REOPENED", peer_id = %inner.config.name, generation = slot.0);
         Ok(())
     }
