@@ -39,6 +39,15 @@ pub struct PeerConfig {
     pub tls: Option<TlsFiles>,
     /// Listings answered at once, and how long one waits for a slot (default 16, 2 s).
     pub listing: ListingLimits,
+    /// Bytes of the filesystem kept free for the metadata database, so that deletes can
+    /// always commit (default 64 MiB); the peer's capacity is at most what the filesystem
+    /// has free beyond it.
+    pub meta_reserve: u64,
+    /// How long `/health` says `degraded` after a metadata I/O error (default 1 min).
+    pub degraded_hold: Duration,
+    /// Tests only: a simulated small disk (see `storage::SimulatedDisk`).
+    #[doc(hidden)]
+    pub simulated_disk: Option<std::sync::Arc<crate::storage::SimulatedDisk>>,
 }
 
 impl PeerConfig {
@@ -57,6 +66,9 @@ impl PeerConfig {
             auth: AuthConfig::default(),
             tls: None,
             listing: ListingLimits::default(),
+            meta_reserve: crate::storage::DEFAULT_META_RESERVE,
+            degraded_hold: crate::storage::DEFAULT_DEGRADED_HOLD,
+            simulated_disk: None,
         }
     }
 }

@@ -64,6 +64,10 @@ struct PeerArgs {
     /// Objects up to this size are kept in the metadata database, not in files (0: off).
     #[arg(long, env = "MICTLANX_INLINE_LIMIT", default_value = "64KiB", value_parser = parse_size_arg)]
     inline_limit: u64,
+    /// Disk space kept free for the metadata database, so that deletes always commit on a
+    /// full disk; the capacity is at most the filesystem's free space beyond it.
+    #[arg(long, env = "MICTLANX_META_RESERVE", default_value = "64MiB", value_parser = parse_size_arg)]
+    meta_reserve: u64,
     #[command(flatten)]
     security: SecurityArgs,
     #[command(flatten)]
@@ -269,6 +273,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.upload_idle_timeout = Duration::from_secs(args.upload_idle_timeout_secs.max(1));
             config.inline_limit = args.inline_limit;
             config.listing = args.listing.limits();
+            config.meta_reserve = args.meta_reserve;
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             let handle = mictlanx_server::peer::start(config)
                 .await

@@ -236,8 +236,14 @@ async fn full_lifecycle() {
     // Health and metrics.
     let (status, health) = p.get_json("/health").await;
     assert_eq!(
-        (status, health),
-        (200, json!({"status":"ok","peer_id":"peer-0"}))
+        (
+            status,
+            &health["status"],
+            &health["peer_id"],
+            &health["state"]
+        ),
+        (200, &json!("ok"), &json!("peer-0"), &json!("ok")),
+        "{health}"
     );
     let text = p
         .http

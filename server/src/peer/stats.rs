@@ -14,9 +14,23 @@ use super::input;
 use super::state::PeerState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 
-/// `GET /health`.
+/// `GET /health`: always 200 with `"status": "ok"` (the peer answers); `state` says
+/// `"ok"`, `"full"` (no room for new puts) or `"degraded"` (metadata I/O errors seen
+/// recently), with `full`, `degraded` and `free_bytes` beside it.
 pub(crate) async fn health(State(st): State<PeerState>) -> ApiJson<Value> {
-    ApiJson(json!({"status": "ok", "peer_id": &*st.id}))
+    let store = st.store.clone();
+    // `condition` asks the filesystem (statvfs): off the async threads.
+    let c = tokio::task::spawn_blocking(move || store.condition())
+        .await
+        .unwrap_or_default();
+    ApiJson(json!({
+        "status": "ok",
+        "peer_id": &*st.id,
+        "state": c.state(),
+        "full": c.full,
+        "degraded": c.degraded,
+        "free_bytes": c.free_bytes,
+    }))
 }
 
 /// `GET /metrics`: refreshes the storage gauges, then renders everything.
@@ -34,6 +48,32 @@ pub(crate) async fn metrics(State(st): State<PeerState>) -> impl IntoResponse {
         u.capacity as f64,
     );
     m.set_gauge("objects", "Committed objects.", u.objects as f64);
+    let c = st.store.condition();
+    m.set_gauge(
+        "disk_free_bytes",
+        "Bytes new puts may still use (capacity and real free space, less the reserve).",
+        c.free_bytes as f64,
+    );
+    m.set_gauge(
+        "disk_full",
+        "1 when there is no room for new puts.",
+        f64::from(u8::from(c.full)),
+    );
+    m.set_gauge(
+        "metadata_degraded",
+        "1 when the metadata database failed recently.",
+        f64::from(u8::from(c.degraded)),
+    );
+    m.set_gauge(
+        "metadata_io_errors",
+        "Metadata database I/O errors since the peer started.",
+        c.db_errors as f64,
+    );
+    m.set_gauge(
+        "metadata_reopens",
+        "Times the metadata database was reopened after an I/O error.",
+        c.db_reopens as f64,
+    );
     m.set_gauge(
         "pending_uploads",
         "Accepted metadata waiting for its bytes.",

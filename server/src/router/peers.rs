@@ -34,6 +34,9 @@ struct PeerEntry {
     needs_sync: bool,
     /// Its last probe said it checks the SHA-256 of uploads itself.
     verifies_uploads: bool,
+    /// It answered a put with 507 since its last probe: placement skips it until the next
+    /// probe brings fresh numbers.
+    full: bool,
 }
 
 /// A copy of what the registry knows about one peer.
@@ -152,6 +155,7 @@ impl PeerRegistry {
                         needs_sync: false,
                         // Until a probe says otherwise, the router checks uploads itself.
                         verifies_uploads: false,
+                        full: false,
                     },
                 );
             }
@@ -220,6 +224,8 @@ impl PeerRegistry {
         e.total_disk = ufs.total_disk;
         e.used_disk = ufs.used_disk;
         e.verifies_uploads = ufs.verifies_uploads;
+        // Fresh numbers: whether it has room is theirs to say now.
+        e.full = false;
         if e.health == Health::Up {
             return Transition::Same;
         }
@@ -252,6 +258,17 @@ impl PeerRegistry {
             tracing::warn!(event = "PEER.DOWN", peer = id, reason, first_probe = true);
         }
         Transition::Down
+    }
+
+    /// Records that a peer refused a put for want of space (507): placement skips it until
+    /// its next probe.
+    pub(crate) fn mark_full(&self, id: &str) {
+        if let Some(e) = self.lock().get_mut(id) {
+            if !e.full {
+                tracing::warn!(event = "PEER.FULL", peer = id);
+            }
+            e.full = true;
+        }
     }
 
     /// Peers that came up and whose listing has not been merged into the replica map yet;
@@ -307,6 +324,7 @@ impl PeerRegistry {
                 total: e.total_disk,
                 used: e.used_disk,
                 reserved: e.reserved,
+                full: e.full,
             })
             .collect()
     }
@@ -416,6 +434,17 @@ mod tests {
         assert_eq!(r.candidates()[0].reserved, 15);
         r.release(&["p0"], 100);
         assert_eq!(r.candidates()[0].reserved, 0);
+    }
+
+    #[test]
+    fn a_full_peer_is_skipped_until_its_next_probe() {
+        let r = PeerRegistry::default();
+        r.add(addr("p0", 1));
+        r.probe_ok("p0", &ufs(100, 0));
+        r.mark_full("p0");
+        assert!(!r.candidates()[0].can_take(1));
+        r.probe_ok("p0", &ufs(100, 0));
+        assert!(r.candidates()[0].can_take(1));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub(crate) struct Candidate {
     pub used: u64,
     /// Bytes promised to uploads placed on it and not yet finished.
     pub reserved: u64,
+    /// It answered a put with 507 (no space) since its last probe.
+    pub full: bool,
 }
 
 impl Candidate {
@@ -34,7 +36,7 @@ impl Candidate {
 
     /// Whether a replica of `size` bytes can go here now.
     pub(crate) fn can_take(&self, size: u64) -> bool {
-        self.up && self.available() >= size
+        self.up && !self.full && self.available() >= size
     }
 
     /// The rendezvous score of this peer for the key hashed as `key_hash`, with `weight`.
@@ -144,6 +146,7 @@ mod tests {
             total,
             used,
             reserved: 0,
+            full: false,
         }
     }
 
@@ -233,6 +236,13 @@ mod tests {
             })
         );
         assert!(choose(&peers, h, &[], 0, 10).unwrap().is_empty());
+        // A peer that answered 507 takes nothing, not even what its numbers say fits.
+        let second = expected[0].clone();
+        peers.iter_mut().find(|p| p.id == second).unwrap().full = true;
+        assert_eq!(
+            choose(&peers, h, &[], 1, 0).unwrap(),
+            expected[1..].to_vec()
+        );
     }
 
     #[test]

@@ -108,10 +108,14 @@ impl RouterState {
         &self.config.id
     }
 
-    /// Marks the peer of a failed call down when it could not be connected to.
+    /// Marks the peer of a failed call down when it could not be connected to, and full
+    /// (skipped by placement until its next probe) when it answered 507.
     pub(crate) fn note_failure(&self, e: &PeerError) {
         if e.is_connect_failure() {
             self.peers.mark_down(e.peer(), &e.to_string());
+        }
+        if e.status() == Some(axum::http::StatusCode::INSUFFICIENT_STORAGE) {
+            self.peers.mark_full(e.peer());
         }
     }
 

@@ -61,6 +61,16 @@ struct OpenBatch {
     delta: UsageDelta,
 }
 
+/// What a failed commit means for its members (they answer like the leader would).
+#[derive(Debug, Clone, Copy)]
+enum FailKind {
+    /// The disk is full.
+    NoSpace,
+    /// The database hit an I/O error and must be reopened.
+    DbIo,
+    Other,
+}
+
 /// How a batch ended, for its members.
 #[derive(Default)]
 struct Outcome {
@@ -72,8 +82,9 @@ enum Ended {
     Committed,
     /// Dropped uncommitted because a member failed: run the change again.
     Retry,
-    /// The commit failed (the message; the leader has the error itself).
-    Failed(String),
+    /// The commit failed (the message, and what kind of failure; the leader has the error
+    /// itself).
+    Failed(String, FailKind),
 }
 
 impl WriteBatcher {
@@ -116,7 +127,16 @@ impl WriteBatcher {
                 (Err(e), _) => return Err(e),
                 (Ok(v), Ended::Committed) => return Ok(v),
                 (Ok(_), Ended::Retry) => continue,
-                (Ok(_), Ended::Failed(message)) => {
+                (Ok(_), Ended::Failed(_, FailKind::NoSpace)) => {
+                    return Err(StoreError::Io {
+                        context: "the shared commit",
+                        source: super::space::enospc(),
+                    })
+                }
+                (Ok(_), Ended::Failed(_, FailKind::DbIo)) => {
+                    return Err(StoreError::Db(Box::new(redb::Error::PreviousIo)))
+                }
+                (Ok(_), Ended::Failed(message, FailKind::Other)) => {
                     return Err(StoreError::Worker(format!(
                         "the shared commit failed: {message}"
                     )))
@@ -228,7 +248,16 @@ impl WriteBatcher {
         };
         let ended = match &result {
             Ok(ended) => ended.clone(),
-            Err(e) => Ended::Failed(e.to_string()),
+            Err(e) => Ended::Failed(
+                e.to_string(),
+                if e.is_no_space() {
+                    FailKind::NoSpace
+                } else if e.is_db_io() {
+                    FailKind::DbIo
+                } else {
+                    FailKind::Other
+                },
+            ),
         };
         let mut st = self.lock();
         if !matches!(ended, Ended::Committed) {

@@ -165,9 +165,31 @@ impl StoreError {
         move |source| StoreError::Io { context, source }
     }
 
+    /// Whether the disk (or the quota) is full: the store refused for want of space, or a
+    /// file or database write failed with `ENOSPC`/`EDQUOT`. Answered as 507.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::NoSpace { .. } => true,
+            StoreError::Io { source, .. } => super::space::is_enospc(source),
+            StoreError::Db(e) => {
+                matches!(&**e, redb::Error::Io(source) if super::space::is_enospc(source))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the metadata database failed with an I/O error (now or at an earlier
+    /// write, after which redb refuses everything until it is reopened).
+    pub(crate) fn is_db_io(&self) -> bool {
+        matches!(self, StoreError::Db(e) if matches!(&**e, redb::Error::Io(_) | redb::Error::PreviousIo))
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         use StoreError::*;
+        if self.is_no_space() {
+            return StatusCode::INSUFFICIENT_STORAGE;
+        }
         match self {
             NotFound { .. }
             | Deleted { .. }
@@ -196,6 +218,11 @@ impl StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            // A full disk is a normal state: say so (507), without internals.
+            StoreError::Io { .. } | StoreError::Db(_) if e.is_no_space() => {
+                tracing::warn!(event = "DISK.FULL", cause = %e);
+                ApiError::no_space("no space left on this peer's disk")
+            }
             StoreError::Io { .. }
             | StoreError::Db(_)
             | StoreError::Record { .. }
@@ -287,6 +314,22 @@ mod tests {
             api.detail,
             "b@k already exists; send Update: 1 to replace it"
         );
+    }
+
+    #[test]
+    fn enospc_is_507_whether_from_a_file_or_the_database() {
+        let file = StoreError::Io {
+            context: "writing an upload",
+            source: super::super::space::enospc(),
+        };
+        let db = StoreError::Db(Box::new(redb::Error::Io(super::super::space::enospc())));
+        for e in [file, db] {
+            assert!(e.is_no_space());
+            assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(ApiError::from(e).status, StatusCode::INSUFFICIENT_STORAGE);
+        }
+        assert!(StoreError::Db(Box::new(redb::Error::PreviousIo)).is_db_io());
+        assert!(!StoreError::Db(Box::new(redb::Error::PreviousIo)).is_no_space());
     }
 
     #[test]

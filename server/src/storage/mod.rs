@@ -23,10 +23,13 @@
 mod accept;
 mod batch;
 mod block_read;
+mod condition;
 mod delete;
 mod disable;
 mod error;
 mod files;
+#[cfg(test)]
+mod full_disk_tests;
 #[cfg(test)]
 mod inline_tests;
 mod meta;
@@ -35,6 +38,8 @@ mod query;
 mod range;
 mod read;
 mod recovery;
+mod reopen;
+mod space;
 mod upload;
 mod usage;
 #[cfg(test)]
@@ -48,18 +53,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redb::{Database, WriteTransaction};
 
 pub use accept::{NewPut, PutOutcome};
+pub use condition::DiskCondition;
 pub use delete::Deletion;
 pub use error::{OpenError, StoreError};
 pub use meta::{ObjectRecord, PendingRecord, Tombstone};
 pub use query::{BucketPage, KeyState, VersionEntry};
 pub use range::{parse_range, ByteRange, RangeSpec};
 pub use read::{ObjectRead, ObjectStream};
+#[doc(hidden)]
+pub use space::SimulatedDisk;
+pub use space::DEFAULT_META_RESERVE;
 pub use upload::StoredObject;
 pub use usage::UsageSnapshot;
 
 use crate::version::{Hlc, Version};
 use batch::WriteBatcher;
+use condition::Condition;
 use files::Files;
+use reopen::DbSlot;
+use space::FreeSpace;
 use usage::{Usage, UsageDelta};
 
 /// File name of the metadata database inside the data directory.
@@ -91,7 +103,21 @@ pub struct StoreConfig {
     /// Objects up to this size are kept in the database with their metadata instead of in a
     /// file of their own (0: every object gets a file).
     pub inline_limit: u64,
+    /// Bytes of the filesystem kept free for the metadata database, so that deletes (which
+    /// write tombstones) can commit on a full disk: new puts see that much less room.
+    pub meta_reserve: u64,
+    /// How long the store reports itself degraded after a metadata I/O error.
+    pub degraded_hold: Duration,
+    /// Tests only: a simulated small disk instead of the real free space.
+    #[doc(hidden)]
+    pub simulated_disk: Option<Arc<SimulatedDisk>>,
 }
+
+/// The least time between two attempts to reopen a database that could not be reopened.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+
+/// Default of [`StoreConfig::degraded_hold`]: one minute.
+pub const DEFAULT_DEGRADED_HOLD: Duration = Duration::from_secs(60);
 
 /// Default of [`StoreConfig::inline_limit`]: 64 KiB. Smaller objects cost a database entry
 /// instead of a file create, two fsyncs and a rename each.
@@ -110,6 +136,9 @@ impl From<&crate::config::PeerConfig> for StoreConfig {
             verify_before_send_limit: c.verify_before_send_limit,
             upload_idle_timeout: c.upload_idle_timeout,
             inline_limit: c.inline_limit,
+            meta_reserve: c.meta_reserve,
+            degraded_hold: c.degraded_hold,
+            simulated_disk: c.simulated_disk.clone(),
         }
     }
 }
@@ -135,8 +164,12 @@ impl WeakStore {
 struct Inner {
     config: StoreConfig,
     files: Files,
-    db: Database,
+    db: DbSlot,
     usage: Usage,
+    /// Full and degraded states (`condition`).
+    condition: Condition,
+    /// Where the real free space comes from (`space`).
+    free_space: Box<dyn FreeSpace>,
     /// Group commit: concurrent writers share one transaction and its fsync (`batch`).
     batcher: WriteBatcher,
     /// Task ids whose bytes are being uploaded right now.
@@ -177,13 +210,12 @@ impl Store {
         let files = Files::open(&config.data_dir)
             .map_err(|(path, source)| OpenError::DataDir { path, source })?;
         let db_path = config.data_dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size(DB_CACHE_BYTES)
-            .create(&db_path)
-            .map_err(|e| OpenError::Database {
+        let db = reopen::open_database(&config.data_dir, config.simulated_disk.as_ref()).map_err(
+            |e| OpenError::Database {
                 path: db_path.clone(),
                 source: Box::new(e.into()),
-            })?;
+            },
+        )?;
         let create_tables = || -> Result<(), StoreError> {
             let txn = db.begin_write()?;
             txn.open_table(meta::OBJECTS)?;
@@ -205,8 +237,13 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 files,
-                db,
+                db: DbSlot::new(db),
                 usage: Usage::default(),
+                condition: Condition::default(),
+                free_space: match &config.simulated_disk {
+                    Some(sim) => Box::new(Arc::clone(sim)),
+                    None => Box::new(space::Statvfs),
+                },
                 batcher: WriteBatcher::default(),
                 active: Arc::default(),
                 clock: Hlc::new(&config.name),
@@ -242,17 +279,106 @@ impl Store {
         &self.inner.config
     }
 
-    /// Capacity, bytes used and counts, without touching the disk.
+    /// Capacity, bytes used and counts. The capacity is the configured one, or less when
+    /// the filesystem has less room: bytes used plus what it has free beyond the
+    /// metadata reserve and the bytes pending uploads will still write (one `statvfs`).
     pub fn usage(&self) -> UsageSnapshot {
-        self.inner.usage.snapshot(self.inner.config.capacity)
+        let c = &self.inner.config;
+        let mut u = self.inner.usage.snapshot(c.capacity);
+        match self.inner.free_space.available(&c.data_dir) {
+            Ok(avail) => {
+                let disk_free = avail
+                    .saturating_sub(c.meta_reserve)
+                    .saturating_sub(u.reserved_bytes);
+                u.capacity = u.capacity.min(u.used().saturating_add(disk_free));
+            }
+            // Unknown: the configured capacity stands, and a write that does not fit
+            // fails with ENOSPC (507) instead.
+            Err(e) => tracing::warn!(event = "DISK.STATVFS.FAILED", error = %e),
+        }
+        u
+    }
+
+    /// Whether the store is full or degraded (see [`DiskCondition`]).
+    pub fn condition(&self) -> DiskCondition {
+        self.inner
+            .condition
+            .snapshot(self.usage().free(), self.inner.config.degraded_hold)
     }
 
     fn files(&self) -> &Files {
         &self.inner.files
     }
 
-    fn db(&self) -> &Database {
-        &self.inner.db
+    /// The database, for one operation (it may be swapped by a reopen between two).
+    fn db(&self) -> Arc<Database> {
+        self.inner.db.get().1
+    }
+
+    /// Reopens the database first if an earlier reopen failed, so that nothing runs against
+    /// the stand-in. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// Why it still cannot be opened (507 when the disk is full).
+    fn ensure_open(&self) -> Result<(), StoreError> {
+        let condition = &self.inner.condition;
+        if !condition.is_broken() {
+            return Ok(());
+        }
+        if condition.reopened_within(REOPEN_PAUSE) {
+            // Reopening repairs the file: not at every request, but soon enough for this one.
+            std::thread::sleep(REOPEN_PAUSE);
+        }
+        self.reopen_db(self.inner.db.generation())?;
+        if !condition.is_broken() {
+            return Ok(());
+        }
+        Err(if condition.broken_for_space() {
+            StoreError::Io {
+                context: "reopening the metadata database",
+                source: space::enospc(),
+            }
+        } else {
+            StoreError::Db(Box::new(redb::Error::PreviousIo))
+        })
+    }
+
+    /// The simulated disk and the data directory, for data-file writes (tests only).
+    fn simulated_disk(&self) -> Option<(Arc<SimulatedDisk>, PathBuf)> {
+        let c = &self.inner.config;
+        c.simulated_disk
+            .as_ref()
+            .map(|sim| (Arc::clone(sim), c.data_dir.clone()))
+    }
+
+    /// Marks the store full when `e` is a refusal for want of space. Returns the error.
+    fn note_full(&self, e: StoreError) -> StoreError {
+        if e.is_no_space() {
+            let needs = match &e {
+                StoreError::NoSpace { needs, .. } => *needs,
+                _ => 0,
+            };
+            self.inner.condition.refused(needs, self.usage().free());
+        }
+        e
+    }
+
+    /// Notes what an error says about the disk and the database: a refusal for want of
+    /// space marks the store full, a database I/O error marks it degraded and reopens the
+    /// database (if `generation` is still current). Returns the error.
+    fn observe(&self, e: StoreError, generation: u64) -> StoreError {
+        let e = self.note_full(e);
+        // Only the first report of a failure of this database counts (and reopens it).
+        let current = self.inner.db.generation() == generation;
+        if current && (e.is_db_io() || matches!(&e, StoreError::Db(_) if e.is_no_space())) {
+            self.inner.condition.db_error();
+            tracing::warn!(event = "METADATA.IO.ERROR", peer_id = %self.inner.config.name, error = %e);
+            if let Err(re) = self.reopen_db(generation) {
+                tracing::warn!(event = "METADATA.REOPEN.POSTPONED", error = %re);
+            }
+        }
+        e
     }
 
     /// Runs `f` on the blocking pool with a clone of the store.
@@ -262,9 +388,13 @@ impl Store {
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            store.ensure_open()?;
+            let generation = store.inner.db.generation();
+            f(&store).map_err(|e| store.observe(e, generation))
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     /// Runs `f` in a write transaction (shared with concurrent writers, see `batch`) and
@@ -275,8 +405,39 @@ impl Store {
         &self,
         f: impl FnMut(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_retrying(true, f)
+    }
+
+    /// Runs a write; when the database failed with an I/O error, reopens it and runs the
+    /// write once more (a change may run more than once anyway, see `batch`).
+    fn write_retrying<T>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let inner = &self.inner;
-        inner.batcher.write(&inner.db, &inner.usage, true, f)
+        let mut retried = false;
+        self.ensure_open()?;
+        loop {
+            let (generation, db) = inner.db.get();
+            match inner.batcher.write(&db, &inner.usage, durable, &mut f) {
+                Err(e) if e.is_db_io() && !retried => {
+                    drop(db);
+                    retried = true;
+                    // Marks the store degraded and reopens the database.
+                    let first = self.observe(e, generation);
+                    if inner.condition.is_broken() {
+                        // Not reopened (the disk is still full?): answer with the cause.
+                        return Err(first);
+                    }
+                }
+                Err(e) => {
+                    drop(db);
+                    return Err(self.observe(e, generation));
+                }
+                ok => return ok,
+            }
+        }
     }
 
     /// [`Store::write`] without waiting for the disk: the change is visible when this
@@ -285,8 +446,7 @@ impl Store {
         &self,
         f: impl FnMut(&WriteTransaction, &mut UsageDelta) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let inner = &self.inner;
-        inner.batcher.write(&inner.db, &inner.usage, false, f)
+        self.write_retrying(false, f)
     }
 
     /// The version of a write: the one it came with (which the store's clock then stays
@@ -331,6 +491,9 @@ pub(crate) mod test_support {
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
             // The file-based tests look at files; `inline_tests` turn this on.
             inline_limit: 0,
+            meta_reserve: 0,
+            degraded_hold: DEFAULT_DEGRADED_HOLD,
+            simulated_disk: None,
         }
     }
 

@@ -27,6 +27,7 @@ use super::meta::{
     encode, get_object, get_pending, get_tombstone, object_key, same_content, ObjectRecord,
     PendingRecord, INLINE, OBJECTS, PENDING, PENDING_BY_KEY, TOMBSTONES,
 };
+use super::space::Metered;
 use super::{epoch_ms, Store, StoreError};
 
 /// Body pieces buffered between the request and the writer.
@@ -60,7 +61,7 @@ enum Sink {
     Memory(Vec<u8>),
     /// A temporary file, deleted unless it is published.
     File {
-        out: BufWriter<std::fs::File>,
+        out: BufWriter<Metered>,
         temp: TempFile,
     },
 }
@@ -90,10 +91,13 @@ impl Sink {
         match self {
             Sink::Memory(buf) => Ok(Stored::Inline(buf)),
             Sink::File { out, temp } => {
-                let file = out.into_inner().map_err(|e| StoreError::Io {
-                    context: "flushing an upload",
-                    source: e.into_error(),
-                })?;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| StoreError::Io {
+                        context: "flushing an upload",
+                        source: e.into_error(),
+                    })?
+                    .into_file();
                 file.sync_all()
                     .map_err(StoreError::io("syncing an upload"))?;
                 Ok(Stored::File(temp))
@@ -190,7 +194,9 @@ impl Store {
             .map_err(|e| StoreError::Worker(e.to_string()))?;
         match refused {
             Some(e) => Err(e),
-            None => written,
+            // A full disk marks the store full (the database's own errors are noted where
+            // they happen).
+            None => written.map_err(|e| self.note_full(e)),
         }
     }
 
@@ -263,6 +269,7 @@ impl Store {
                 .files()
                 .create_temp()
                 .map_err(StoreError::io("creating a temporary file"))?;
+            let file = Metered::new(file, self.simulated_disk());
             Sink::File {
                 out: BufWriter::with_capacity(WRITE_BUFFER, file),
                 temp,

@@ -72,16 +72,16 @@ pub(crate) async fn put_metadata_in(
     st.require_healthy()?;
 
     let hash = placement::key_hash(&bucket, &key);
-    let chosen = placement::choose(&st.peers.candidates(), hash, &[], rf, req.size)
+    let mut chosen = placement::choose(&st.peers.candidates(), hash, &[], rf, req.size)
         .map_err(|_| ApiError::no_available_peers(&bucket, &key, st.replicas.get(&bucket, &key)))?;
-    let targets = st.peers.up_views(&chosen);
+    let mut targets = st.peers.up_views(&chosen);
     st.peers.reserve(&chosen, req.size);
 
     let group_id = new_group_id();
     let size = req.size;
     let checksum = req.checksum.clone();
     let peer_req = peer_request(req, &bucket, &key, ball_id);
-    let announced = announce(
+    let mut announced = announce(
         st,
         &bucket,
         &targets,
@@ -89,8 +89,54 @@ pub(crate) async fn put_metadata_in(
         &group_id,
         update,
         replication_factor,
+        None,
     )
     .await;
+    // Peers that answered 507 are full (and marked so): the write goes to the next peers
+    // of the key's order instead, with the same version.
+    let mut tried = chosen.clone();
+    for _ in 0..FULL_REPLACEMENT_ROUNDS {
+        if announced.failure.is_none() || announced.full.len() != announced.failures {
+            break;
+        }
+        let full = std::mem::take(&mut announced.full);
+        st.peers.release(&full, size);
+        chosen.retain(|id| !full.contains(id));
+        targets.retain(|p| !full.contains(&p.id));
+        let Ok(more) = placement::choose(&st.peers.candidates(), hash, &tried, full.len(), size)
+        else {
+            break;
+        };
+        tracing::info!(event = "PUT.METADATA.REPLACED.FULL", bucket_id = %bucket, key = %key, full = ?full, instead = ?more);
+        tried.extend(more.iter().cloned());
+        st.peers.reserve(&more, size);
+        chosen.extend(more.iter().cloned());
+        let more_targets = st.peers.up_views(&more);
+        targets.extend(more_targets.iter().cloned());
+        let again = announce(
+            st,
+            &bucket,
+            &more_targets,
+            &peer_req,
+            &group_id,
+            update,
+            replication_factor,
+            Some(announced.version),
+        )
+        .await;
+        announced.accepted.extend(again.accepted);
+        announced.full = again.full;
+        announced.failures = again.failures;
+        announced.failure = again.failure;
+        if again.version != announced.version && announced.failure.is_none() {
+            // A newer version of the key showed up meanwhile: start over from the client.
+            rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+            st.peers.release(&chosen, size);
+            return Err(ApiError::conflict(format!(
+                "{bucket}@{key} was written concurrently; put it again"
+            )));
+        }
+    }
     let version = announced.version;
     if let Some(e) = announced.failure {
         rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
@@ -148,6 +194,10 @@ pub(crate) async fn put_metadata_in(
     })
 }
 
+/// How many times the peers that answered 507 to an announcement are replaced by the next
+/// ones of the key's order.
+const FULL_REPLACEMENT_ROUNDS: usize = 3;
+
 /// How many times an announcement is sent again with a newer version after a peer said it
 /// holds a newer one (a writer whose clock lags, or a concurrent writer of the same key).
 const STALE_RETRIES: usize = 3;
@@ -160,12 +210,18 @@ struct Announced {
     accepted: Vec<(PeerView, String)>,
     /// The first refusal, if any peer refused.
     failure: Option<PeerError>,
+    /// How many peers refused.
+    failures: usize,
+    /// The peers that refused with 507 (no space).
+    full: Vec<String>,
 }
 
 /// Sends the announcement of a write to every target at once, with a fresh version. When
 /// the only refusals are "stale" (the peer holds a newer version of the key), the clock is
 /// moved past the newest version they named and the round is sent again (same group id, so
 /// a peer that accepted replaces its own pending upload), at most [`STALE_RETRIES`] times.
+/// `first_version` is sent in the first round instead of a fresh one.
+#[allow(clippy::too_many_arguments)]
 async fn announce(
     st: &RouterState,
     bucket: &str,
@@ -174,10 +230,14 @@ async fn announce(
     group_id: &str,
     update: bool,
     replication_factor: u32,
+    first_version: Option<Version>,
 ) -> Announced {
     let mut round = 0;
     loop {
-        let version = st.clock.now();
+        let version = match first_version {
+            Some(v) if round == 0 => v,
+            _ => st.clock.now(),
+        };
         let write = Write {
             update,
             version,
@@ -191,11 +251,17 @@ async fn announce(
         .await;
         let mut accepted = Vec::new();
         let mut failure: Option<PeerError> = None;
+        let mut failures = 0;
+        let mut full = Vec::new();
         let mut only_stale = true;
         for (peer, answer) in targets.iter().zip(answers) {
             match answer {
                 Ok(resp) => accepted.push((peer.clone(), resp.task_id)),
                 Err(e) => {
+                    failures += 1;
+                    if e.status() == Some(StatusCode::INSUFFICIENT_STORAGE) {
+                        full.push(peer.id.clone());
+                    }
                     match e.version().filter(|_| e.is_stale()) {
                         Some(newer) => st.clock.observe(newer),
                         None => {
@@ -216,6 +282,8 @@ async fn announce(
             version,
             accepted,
             failure,
+            failures,
+            full,
         };
     }
 }
@@ -587,7 +655,7 @@ pub(crate) async fn update_metadata(
     let peer_req = peer_request(req, &bucket, &key, ball_id);
     let group_id = new_group_id();
     // 0: the replicas keep the replication factor they have.
-    let announced = announce(&st, &bucket, &replicas, &peer_req, &group_id, true, 0).await;
+    let announced = announce(&st, &bucket, &replicas, &peer_req, &group_id, true, 0, None).await;
     let mut updated = Vec::new();
     for (peer, task_id) in &announced.accepted {
         if task_id != NOTHING_TO_UPLOAD {
