@@ -894,7 +894,6 @@ async fn put_contacts_only_its_replicas() {
 
 // soak ------------------------------------------------------------------------------------
 
-/// A small deterministic generator (xorshift), so that a seed repeats a soak run.
 // 10 --------------------------------------------------------------------------------------
 
 /// Files under `dir` whose name ends with `suffix`.
@@ -1000,6 +999,7 @@ async fn damaged_replica_is_never_served_by_ranges_or_whole_reads() {
     assert!(quarantined > 0, "the damaged copies were never read");
 }
 
+/// A small deterministic generator (xorshift), so that a seed repeats a soak run.
 struct Rng(u64);
 
 impl Rng {
