@@ -8,6 +8,7 @@ use std::time::Duration;
 use mictlanx::uri::NodeAddress;
 
 use crate::auth::AuthConfig;
+use crate::serve::ConnectionLimits;
 use crate::tls::TlsFiles;
 
 /// Configuration of a storage peer.
@@ -36,6 +37,9 @@ pub struct PeerConfig {
     pub auth: AuthConfig,
     /// Serve HTTPS with this certificate and key (default: plain HTTP).
     pub tls: Option<TlsFiles>,
+    /// Header, idle and body timeouts and the connection cap. The body timeout in effect is
+    /// at least `upload_idle_timeout`, so that the upload's own rule decides.
+    pub connections: ConnectionLimits,
 }
 
 impl PeerConfig {
@@ -53,6 +57,7 @@ impl PeerConfig {
             inline_limit: crate::storage::DEFAULT_INLINE_LIMIT,
             auth: AuthConfig::default(),
             tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct RouterConfig {
     pub tls: Option<TlsFiles>,
     /// PEM bundle of the CAs trusted for `https` peers, besides the public roots.
     pub ca_file: Option<PathBuf>,
+    /// Header, idle and body timeouts and the connection cap of the client-facing side.
+    pub connections: ConnectionLimits,
 }
 
 impl RouterConfig {
@@ -138,6 +145,7 @@ impl RouterConfig {
             auth: AuthConfig::default(),
             tls: None,
             ca_file: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }

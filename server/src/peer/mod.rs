@@ -90,7 +90,11 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
         Metrics::new("mictlanx_peer"),
     );
     let app = auth::layer(app(state), auth::Service::Peer, config.auth.clone());
-    let handle = serve::spawn_tls(listener, app, CancellationToken::new(), tls).map_err(bind)?;
+    let mut limits = config.connections;
+    // The upload's idle rule (which keeps its pending record) must not be preempted.
+    limits.body_timeout = limits.body_timeout.max(config.upload_idle_timeout);
+    let handle =
+        serve::spawn_with(listener, app, CancellationToken::new(), tls, limits).map_err(bind)?;
     sweeper::spawn(store.downgrade(), handle.stop_token());
     tracing::info!(event = "PEER.STARTED", peer_id = %config.id, addr = %handle.addr(), data_dir = %config.data_dir.display());
     Ok(handle)

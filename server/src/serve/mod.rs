@@ -8,6 +8,16 @@
 //!
 //! With TLS ([`spawn_tls`]) each connection's handshake runs in that connection's task,
 //! bounded by [`TLS_HANDSHAKE_TIMEOUT`], so a silent client cannot stall the accept loop.
+//!
+//! Slow and numerous clients are bounded by [`ConnectionLimits`] ([`spawn_with`]): a
+//! header-read timeout (hyper's, which also covers the wait on an idle keep-alive
+//! connection), an idle timeout of our own for connections that move nothing with no
+//! request open (idle HTTP/2, clients that stop reading), a timeout between two body frames,
+//! and a cap on open connections, past which a client gets a plain `503` and is closed.
+
+mod body;
+mod limits;
+mod watch;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,19 +25,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+pub use body::BodyTimeout;
+use body::TimeoutBody;
+pub use limits::{default_max_connections, ConnectionLimits, FALLBACK_MAX_CONNECTIONS};
+use watch::{Activity, Tracked};
+
 /// How long a graceful stop waits for in-flight requests before it drops them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed accept (out of file descriptors, mostly), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long a client may take to finish its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,13 +106,14 @@ impl ServerHandle {
     }
 }
 
-/// Serves `app` on `listener` until `stop` is cancelled.
+/// Serves `app` on `listener` until `stop` is cancelled, with the default
+/// [`ConnectionLimits`].
 pub fn spawn(
     listener: TcpListener,
     app: Router,
     stop: CancellationToken,
 ) -> std::io::Result<ServerHandle> {
-    spawn_tls(listener, app, stop, None)
+    spawn_with(listener, app, stop, None, ConnectionLimits::default())
 }
 
 /// As [`spawn`], speaking TLS with `tls` when given (plain HTTP otherwise).
@@ -118,11 +139,49 @@ pub fn spawn_tls(
     stop: CancellationToken,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<ServerHandle> {
+    spawn_with(listener, app, stop, tls, ConnectionLimits::default())
+}
+
+/// As [`spawn_tls`], with the given timeouts and connection cap.
+///
+/// Every request carries `axum::extract::ConnectInfo<SocketAddr>`, the caller's address.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{routing::get, Router};
+/// use mictlanx_server::serve::{spawn_with, ConnectionLimits};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let limits = ConnectionLimits {
+///     header_read_timeout: Duration::from_secs(2),
+///     max_connections: 100,
+///     ..ConnectionLimits::default()
+/// };
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let app = Router::new().route("/", get(|| async { "ok" }));
+/// let handle = spawn_with(listener, app, CancellationToken::new(), None, limits)?;
+/// assert_eq!(reqwest::get(handle.base_url()).await?.text().await?, "ok");
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub fn spawn_with(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnectionLimits,
+) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let kill = CancellationToken::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let task = tokio::spawn(accept_loop(listener, app, tls, stop.clone(), kill.clone()));
+    let server = Server {
+        app,
+        tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        builder: http_builder(&limits),
+        limits,
+    };
+    let task = tokio::spawn(accept_loop(listener, server, stop.clone(), kill.clone()));
     Ok(ServerHandle {
         addr,
         scheme,
@@ -132,68 +191,134 @@ pub fn spawn_tls(
     })
 }
 
-/// Serves one connection (plain or TLS) until it closes or the graceful stop ends it.
-async fn serve_connection<S>(
+/// hyper's connection settings: HTTP/1.1 and HTTP/2, with the header timeout.
+fn http_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    // hyper starts this timer whenever it waits for a request head, so it bounds both a
+    // client that trickles its headers and an idle keep-alive connection.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// What every connection of one server shares.
+#[derive(Clone)]
+struct Server {
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     builder: Builder<TokioExecutor>,
+    limits: ConnectionLimits,
+}
+
+/// Serves one connection (plain or TLS) until it closes, idles out, or the graceful stop
+/// ends it.
+async fn serve_connection<S>(
+    server: Server,
     watcher: hyper_util::server::graceful::Watcher,
     io: S,
-    app: Router,
+    remote: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Activity::new();
+    let (app, body_timeout) = (server.app.clone(), server.limits.body_timeout);
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let app = app.clone();
+        let (app, in_flight) = (app.clone(), requests.begin());
         async move {
-            Ok::<_, Infallible>(
-                app.oneshot(req.map(Body::new))
-                    .await
-                    .unwrap_or_else(|e| match e {}),
-            )
+            let mut req = req.map(|b| Body::new(TimeoutBody::new(b, body_timeout)));
+            req.extensions_mut().insert(ConnectInfo(remote));
+            let response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            drop(in_flight);
+            Ok::<_, Infallible>(response)
         }
     });
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let conn = server
+        .builder
+        .serve_connection_with_upgrades(io, service)
         .into_owned();
-    let _ = watcher.watch(conn).await;
+    tokio::select! {
+        _ = watcher.watch(conn) => {}
+        () = activity.idle_for(server.limits.idle_timeout) => {
+            tracing::debug!(event = "CONNECTION.IDLE", remote = %remote);
+        }
+    }
+}
+
+/// What a client past the connection cap reads before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Content-Type: text/plain\r\nContent-Length: 21\r\nRetry-After: 1\r\n\r\n\
+too many connections\n";
+
+/// Time a turned-away client gets to read its 503.
+const BUSY_LINGER: Duration = Duration::from_millis(500);
+
+/// At most this many turned-away clients are being answered; others are just closed.
+const MAX_BUSY_ANSWERS: usize = 64;
+
+/// Answers `503` on a plain connection past the cap and closes it, without hyper.
+async fn turn_away(mut stream: TcpStream) {
+    let answer = async {
+        stream.write_all(BUSY).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes: closing with unread bytes would reset
+        // the connection, and the client could lose the 503.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(BUSY_LINGER, answer).await;
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    app: Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    server: Server,
     stop: CancellationToken,
     kill: CancellationToken,
 ) {
-    let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(server.limits.max_connections.max(1)));
     // Owning the connection tasks is the point: dropping this set aborts them all.
     let mut connections = JoinSet::new();
+    let mut turned_away = JoinSet::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = turned_away.join_next(), if !turned_away.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, remote) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(event = "ACCEPT.ERROR", error = %e);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
-                match tls.clone() {
-                    None => {
-                        connections.spawn(serve_connection(builder, watcher, stream, app));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(event = "CONNECTION.LIMIT", remote = %remote, max = server.limits.max_connections);
+                    // TLS clients would not understand a plain answer: they are just closed.
+                    if server.tls.is_none() && turned_away.len() < MAX_BUSY_ANSWERS {
+                        turned_away.spawn(turn_away(stream));
                     }
-                    Some(acceptor) => {
-                        connections.spawn(async move {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (server, watcher) = (server.clone(), graceful.watcher());
+                connections.spawn(async move {
+                    let _slot = slot;
+                    match server.tls.clone() {
+                        None => serve_connection(server, watcher, stream, remote).await,
+                        Some(acceptor) => {
                             let handshake = acceptor.accept(stream);
                             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                                 Ok(Ok(tls_stream)) => {
-                                    serve_connection(builder, watcher, tls_stream, app).await;
+                                    serve_connection(server, watcher, tls_stream, remote).await;
                                 }
                                 Ok(Err(e)) => {
                                     tracing::debug!(event = "TLS.HANDSHAKE.FAILED", remote = %remote, error = %e);
@@ -202,13 +327,14 @@ async fn accept_loop(
                                     tracing::debug!(event = "TLS.HANDSHAKE.TIMEOUT", remote = %remote);
                                 }
                             }
-                        });
+                        }
                     }
-                }
+                });
             }
         }
     }
     drop(listener);
+    turned_away.shutdown().await;
     if kill.is_cancelled() {
         connections.shutdown().await;
         return;
