@@ -29,7 +29,6 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use state::PeerState;
@@ -83,7 +82,7 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
         addr: config.bind,
         source,
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(bind)?;
+    let listener = serve::bind(config.bind).map_err(bind)?;
     let state = PeerState::new(
         config.id.clone(),
         store.clone(),

@@ -52,7 +52,6 @@ mod tasks;
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouterConfig;
@@ -108,9 +107,7 @@ pub async fn start(config: RouterConfig) -> Result<ServerHandle, StartError> {
     let auth = config.auth.clone();
     let limits = config.connections;
     let state = RouterState::new(config)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = serve::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let stop = CancellationToken::new();
     let app = crate::auth::layer(app(state.clone()), crate::auth::Service::Router, auth);
     let handle =

@@ -32,9 +32,10 @@ pub const FALLBACK_MAX_CONNECTIONS: usize = 768;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Time allowed to send a request's headers, counted from when the server starts
-    /// waiting for them. HTTP/1.1 only; it also bounds the wait for the next request on a
-    /// keep-alive connection, because hyper starts this timer as soon as the previous
-    /// response is sent. Default 10 s.
+    /// waiting for them; a new connection must also send its first byte within it. For
+    /// HTTP/1.1 it also bounds the wait for the next request on a keep-alive connection,
+    /// because hyper starts this timer as soon as the previous response is sent.
+    /// Default 10 s.
     pub header_read_timeout: Duration,
     /// A connection with no request in progress that moves no byte for this long is
     /// closed: idle HTTP/2 connections, clients that stop reading a response. Default 60 s.

@@ -9,11 +9,16 @@
 //! With TLS ([`spawn_tls`]) each connection's handshake runs in that connection's task,
 //! bounded by [`TLS_HANDSHAKE_TIMEOUT`], so a silent client cannot stall the accept loop.
 //!
-//! Slow and numerous clients are bounded by [`ConnectionLimits`] ([`spawn_with`]): a
-//! header-read timeout (hyper's, which also covers the wait on an idle keep-alive
-//! connection), an idle timeout of our own for connections that move nothing with no
-//! request open (idle HTTP/2, clients that stop reading), a timeout between two body frames,
-//! and a cap on open connections, past which a client gets a plain `503` and is closed.
+//! Slow and numerous clients are bounded by [`ConnectionLimits`] ([`spawn_with`]):
+//!
+//! - a header-read timeout: hyper's (with a timer), which we checked also covers a client
+//!   that trickles one header line at a time and the wait on an idle HTTP/1.1 keep-alive
+//!   connection, but not a client that never sends a byte (hyper-util first reads to tell
+//!   HTTP/1.1 from HTTP/2, untimed); our watchdog cuts those after the same time;
+//! - an idle timeout of our own for connections that move nothing with no request open
+//!   (idle HTTP/2, clients that stop reading a response);
+//! - a timeout between two body frames;
+//! - a cap on open connections, past which a client gets a plain `503` and is closed.
 
 mod body;
 mod limits;
@@ -104,6 +109,32 @@ impl ServerHandle {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+}
+
+/// Connections the kernel may queue before the accept loop takes them. The standard
+/// library's (and tokio's) 128 overflows under a burst of a few hundred connects, and a
+/// dropped handshake is retried by the client only after a second.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` for [`spawn_with`], with a listen queue of [`LISTEN_BACKLOG`].
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let listener = mictlanx_server::serve::bind("127.0.0.1:0".parse().unwrap())?;
+/// assert_ne!(listener.local_addr()?.port(), 0);
+/// # Ok(()) }
+/// ```
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's own bind: a restarted server can take its port back at once.
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, with the default
@@ -243,7 +274,7 @@ async fn serve_connection<S>(
         .into_owned();
     tokio::select! {
         _ = watcher.watch(conn) => {}
-        () = activity.idle_for(server.limits.idle_timeout) => {
+        () = activity.idle_for(server.limits.idle_timeout, server.limits.header_read_timeout) => {
             tracing::debug!(event = "CONNECTION.IDLE", remote = %remote);
         }
     }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub(crate) struct Activity {
     start: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Whether the client sent anything yet.
+    heard: AtomicBool,
 }
 
 impl Activity {
@@ -24,6 +26,7 @@ impl Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            heard: AtomicBool::new(false),
         })
     }
 
@@ -41,10 +44,18 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves once no request is being handled and nothing moved for `timeout`.
-    pub(crate) async fn idle_for(&self, timeout: Duration) {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    /// Resolves once no request is being handled and nothing moved for `timeout`, or
+    /// `silent` has passed without the client sending a byte.
+    pub(crate) async fn idle_for(&self, timeout: Duration, silent: Duration) {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         loop {
+            // hyper-util reads the first bytes (to tell HTTP/1.1 from HTTP/2) before its
+            // header timer starts: a client that never speaks is ours to cut.
+            let timeout_ms = if self.heard.load(Ordering::Relaxed) {
+                millis(timeout)
+            } else {
+                millis(timeout.min(silent))
+            };
             let quiet = self
                 .now_ms()
                 .saturating_sub(self.last_ms.load(Ordering::Relaxed));
@@ -92,6 +103,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            self.activity.heard.store(true, Ordering::Relaxed);
         }
         polled
     }
