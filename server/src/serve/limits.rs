@@ -95,6 +95,8 @@ fn fd_soft_limit() -> Option<u64> {
     if limit.rlim_cur == libc::RLIM_INFINITY {
         return Some(u64::MAX);
     }
+    // `rlim_t` is u64 on Linux but not on every unix.
+    #[allow(clippy::useless_conversion)]
     u64::try_from(limit.rlim_cur).ok()
 }
 
