@@ -405,6 +405,84 @@ mod tests {
     use super::*;
     use axum::routing::get;
 
+    fn quick() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(300),
+            max_connections: 64,
+        }
+    }
+
+    /// The timeouts are about clients that stall, not about handlers that take their time
+    /// or answers that stream slowly: both outlast every timeout here.
+    #[tokio::test]
+    async fn slow_handlers_and_slow_answers_are_not_cut() {
+        let slow_answer = || {
+            let pieces = futures::stream::unfold(0u8, |i| async move {
+                if i == 4 {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Some((Ok::<_, Infallible>(bytes::Bytes::from_static(b"x")), i + 1))
+            });
+            Body::from_stream(pieces)
+        };
+        let app = Router::new()
+            .route(
+                "/think",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(900)).await;
+                    "thought"
+                }),
+            )
+            .route("/stream", get(move || async move { slow_answer() }));
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let handle = spawn_with(listener, app, CancellationToken::new(), None, quick()).unwrap();
+        let client = reqwest::Client::new();
+        let url = handle.base_url();
+        let think = client.get(format!("{url}/think")).send().await.unwrap();
+        assert_eq!(think.text().await.unwrap(), "thought");
+        let stream = client.get(format!("{url}/stream")).send().await.unwrap();
+        assert_eq!(stream.text().await.unwrap(), "xxxx");
+        // HTTP/2 (prior knowledge on plain TCP) is served too, with the same limits.
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let answer = h2.get(format!("{url}/think")).send().await.unwrap();
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.text().await.unwrap(), "thought");
+        handle.abort().await;
+    }
+
+    /// An HTTP/2 connection with no stream open is closed after the idle timeout (hyper has
+    /// no such timeout for HTTP/2).
+    #[tokio::test]
+    async fn an_idle_http2_connection_is_closed() {
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let handle = spawn_with(listener, app, CancellationToken::new(), None, quick()).unwrap();
+        let mut stream = tokio::net::TcpStream::connect(handle.addr()).await.unwrap();
+        // The client preface and an empty SETTINGS frame: a valid HTTP/2 start, then nothing.
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut sink = [0u8; 1024];
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "idle HTTP/2 connection still open after 3 s"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        handle.abort().await;
+    }
+
     /// After an abort, a client holding a keep-alive connection gets no answer from the old
     /// server: its connections died with it.
     #[tokio::test]
