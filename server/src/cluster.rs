@@ -11,7 +11,7 @@ use mictlanx::uri::{NodeAddress, Protocol};
 use crate::auth::{AuthConfig, ClusterToken, TokenSet};
 use crate::config::{PeerConfig, RouterConfig};
 use crate::elastic::LocalProvisioner;
-use crate::serve::ServerHandle;
+use crate::serve::{ConnectionLimits, ServerHandle};
 use crate::tls::{TlsError, TlsFiles};
 use crate::{peer, router};
 
@@ -96,6 +96,7 @@ pub struct LocalClusterBuilder {
     repair_interval: Option<Option<Duration>>,
     auth: AuthConfig,
     tls: Option<ClusterTls>,
+    connections: Option<ConnectionLimits>,
 }
 
 /// The TLS files of a cluster: one certificate for every member (they all listen on
@@ -121,6 +122,7 @@ impl Default for LocalClusterBuilder {
             repair_interval: None,
             auth: AuthConfig::default(),
             tls: None,
+            connections: None,
         }
     }
 }
@@ -197,6 +199,13 @@ impl LocalClusterBuilder {
     /// set before).
     pub fn auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Timeouts and connection cap of the router and every peer (default:
+    /// [`ConnectionLimits::default`]).
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = Some(limits);
         self
     }
 
@@ -281,6 +290,9 @@ impl LocalClusterBuilder {
             template.inline_limit = limit;
         }
         template.auth = self.auth.clone();
+        if let Some(limits) = self.connections {
+            template.connections = limits;
+        }
         template.tls = self.tls.as_ref().map(|t| t.files.clone());
         let mut peers = Vec::with_capacity(self.peers);
         for i in 0..self.peers {
@@ -578,6 +590,9 @@ impl LocalCluster {
         }
         config.policy.provisioner = Some(self.provisioner.clone());
         config.auth = self.builder.auth.clone();
+        if let Some(limits) = self.builder.connections {
+            config.connections = limits;
+        }
         if let Some(tls) = &self.builder.tls {
             config.tls = Some(tls.files.clone());
             config.ca_file = Some(tls.ca_file.clone());

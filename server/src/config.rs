@@ -9,6 +9,7 @@ use mictlanx::uri::NodeAddress;
 
 use crate::auth::AuthConfig;
 use crate::paging::ListingLimits;
+use crate::serve::ConnectionLimits;
 use crate::tls::TlsFiles;
 
 /// Configuration of a storage peer.
@@ -48,6 +49,9 @@ pub struct PeerConfig {
     /// Tests only: a simulated small disk (see `storage::SimulatedDisk`).
     #[doc(hidden)]
     pub simulated_disk: Option<std::sync::Arc<crate::storage::SimulatedDisk>>,
+    /// Header, idle and body timeouts and the connection cap. The body timeout in effect is
+    /// at least `upload_idle_timeout`, so that the upload's own rule decides.
+    pub connections: ConnectionLimits,
 }
 
 impl PeerConfig {
@@ -69,6 +73,7 @@ impl PeerConfig {
             meta_reserve: crate::storage::DEFAULT_META_RESERVE,
             degraded_hold: crate::storage::DEFAULT_DEGRADED_HOLD,
             simulated_disk: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct RouterConfig {
     pub ca_file: Option<PathBuf>,
     /// Listings answered at once, and how long one waits for a slot (default 16, 2 s).
     pub listing: ListingLimits,
+    /// Header, idle and body timeouts and the connection cap of the client-facing side.
+    pub connections: ConnectionLimits,
 }
 
 impl RouterConfig {
@@ -157,6 +164,7 @@ impl RouterConfig {
             tls: None,
             ca_file: None,
             listing: ListingLimits::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mictlanx::uri::{parse_addresses, Protocol};
 use mictlanx_server::auth::{AuthConfig, ClusterToken, TokenSet};
-use mictlanx_server::serve::shutdown_signal;
+use mictlanx_server::serve::{shutdown_signal, ConnectionLimits};
 use mictlanx_server::tls::TlsFiles;
 use mictlanx_server::{LocalCluster, PeerConfig, RouterConfig};
 
@@ -72,6 +72,49 @@ struct PeerArgs {
     security: SecurityArgs,
     #[command(flatten)]
     listing: ListingArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// Timeouts and the connection cap, shared by `peer`, `router` and `cluster`
+/// (docs/configuration.md).
+#[derive(Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Milliseconds a client may take to send its request headers; also the longest wait
+    /// for the next request on an idle HTTP/1.1 keep-alive connection.
+    #[arg(
+        long,
+        env = "MICTLANX_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    header_read_timeout_ms: u64,
+    /// Milliseconds a connection with no request in progress may move nothing (idle HTTP/2,
+    /// clients that stop reading) before it is closed.
+    #[arg(long, env = "MICTLANX_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Milliseconds allowed between two pieces of a request body.
+    #[arg(long, env = "MICTLANX_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// Connections served at once; past it a client gets 503 (0: three quarters of the
+    /// file-descriptor limit).
+    #[arg(long, env = "MICTLANX_MAX_CONNECTIONS", default_value_t = 0)]
+    max_connections: usize,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        let ms = |v: u64| Duration::from_millis(v.max(1));
+        let mut limits = ConnectionLimits {
+            header_read_timeout: ms(self.header_read_timeout_ms),
+            idle_timeout: ms(self.idle_timeout_ms),
+            body_timeout: ms(self.body_timeout_ms),
+            ..ConnectionLimits::default()
+        };
+        if self.max_connections > 0 {
+            limits.max_connections = self.max_connections;
+        }
+        limits
+    }
 }
 
 /// Tokens and TLS, shared by `peer` and `router` (see docs/security.md).
@@ -153,6 +196,8 @@ struct RouterArgs {
     security: SecurityArgs,
     #[command(flatten)]
     listing: ListingArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 /// How a router keeps replicas correct (docs/consistency.md).
@@ -208,6 +253,8 @@ struct ClusterArgs {
     ca_file: Option<PathBuf>,
     #[command(flatten)]
     security: SecurityArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -274,6 +321,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.inline_limit = args.inline_limit;
             config.listing = args.listing.limits();
             config.meta_reserve = args.meta_reserve;
+            config.connections = args.connections.limits();
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             let handle = mictlanx_server::peer::start(config)
                 .await
@@ -294,6 +342,7 @@ async fn run(command: Command) -> Result<(), String> {
             (config.auth, config.tls) = args.security.load(cluster_token_var())?;
             config.ca_file = args.ca_file;
             config.listing = args.listing.limits();
+            config.connections = args.connections.limits();
             let handle = mictlanx_server::router::start(config)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -305,7 +354,8 @@ async fn run(command: Command) -> Result<(), String> {
                 .peers(args.peers)
                 .router_port(args.port)
                 .capacity(args.capacity)
-                .probe_interval(Duration::from_secs(1));
+                .probe_interval(Duration::from_secs(1))
+                .connection_limits(args.connections.limits());
             if let Some(dir) = args.data_dir {
                 builder = builder.data_dir(dir);
             }
@@ -427,5 +477,35 @@ mod tests {
         );
         // A key without a certificate is a usage error.
         assert!(Cli::try_parse_from(["mictlanx-server", "peer", "--tls-key", "/k.pem"]).is_err());
+    }
+
+    #[test]
+    fn connection_flags_set_the_limits() {
+        let cli = Cli::try_parse_from([
+            "mictlanx-server",
+            "router",
+            "--header-read-timeout-ms",
+            "1500",
+            "--idle-timeout-ms",
+            "0",
+            "--body-timeout-ms",
+            "2000",
+            "--max-connections",
+            "100",
+        ])
+        .unwrap();
+        let Command::Router(r) = cli.command else {
+            panic!("not a router")
+        };
+        let limits = r.connections.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(limits.idle_timeout, Duration::from_millis(1));
+        assert_eq!(limits.body_timeout, Duration::from_secs(2));
+        assert_eq!(limits.max_connections, 100);
+        let cli = Cli::try_parse_from(["mictlanx-server", "cluster"]).unwrap();
+        let Command::Cluster(c) = cli.command else {
+            panic!("not a cluster")
+        };
+        assert_eq!(c.connections.limits(), ConnectionLimits::default());
     }
 }

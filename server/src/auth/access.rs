@@ -14,6 +14,9 @@
 //! | `DELETE` anything (keys, balls, buckets, peers, tasks) | admin | admin (cluster token when set) |
 //! | `POST /api/v4/peers`, `/api/v4/xpeers`; peer `POST /api/v4/nodes` | admin | admin (cluster token when set) |
 //! | `POST /api/v4/policies` (a policy can start peers and copy data) | admin | — |
+//!
+//! Without `--auth-tokens`, the routes of [`loopback_only`] (membership, policies,
+//! disables) are still refused to callers that are not on the server's own host.
 
 use axum::http::Method;
 
@@ -63,6 +66,32 @@ pub fn access_for(service: Service, method: &Method, path: &str, protect_metrics
         _ => Role::Write,
     };
     Access::Need(role)
+}
+
+/// Whether `method path` changes who is in the cluster, its policies, or disables a ball:
+/// with no token file, only loopback callers may do it.
+///
+/// On a router: `POST /api/v4/peers`, `DELETE /api/v4/peers/{id}`, `POST`/`DELETE
+/// /api/v4/xpeers`, `POST`/`DELETE /api/v4/policies...` and `POST .../{key}/disable`. On a
+/// peer: `POST /api/v4/nodes` (its disables and deletes come from routers on other hosts).
+///
+/// ```
+/// use axum::http::Method;
+/// use mictlanx_server::auth::{loopback_only, Service};
+///
+/// assert!(loopback_only(Service::Router, &Method::DELETE, "/api/v4/peers/peer-0"));
+/// assert!(!loopback_only(Service::Router, &Method::DELETE, "/api/v4/buckets/b/k"));
+/// assert!(!loopback_only(Service::Router, &Method::GET, "/api/v4/peers"));
+/// ```
+pub fn loopback_only(service: Service, method: &Method, path: &str) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match service {
+        Service::Router => is_disable(&segments) || is_admin_post(service, &segments),
+        Service::Peer => is_admin_post(service, &segments),
+    }
 }
 
 /// `/api/v4/buckets/{bucket}/{key}/disable`.
@@ -121,6 +150,42 @@ mod tests {
         assert_eq!(need(R, Method::GET, "/api/v4/policies/p1"), read);
         assert_eq!(need(R, Method::DELETE, "/api/v4/peers/p0"), admin);
         assert_eq!(need(R, Method::PATCH, "/api/v4/buckets/b/k"), write);
+    }
+
+    #[test]
+    fn loopback_only_routes() {
+        use Service::{Peer as P, Router as R};
+        for (method, path) in [
+            (Method::POST, "/api/v4/peers"),
+            (Method::DELETE, "/api/v4/peers/peer-0"),
+            (Method::POST, "/api/v4/xpeers"),
+            (Method::DELETE, "/api/v4/xpeers"),
+            (Method::POST, "/api/v4/policies"),
+            (Method::DELETE, "/api/v4/policies/p1"),
+            (Method::POST, "/api/v4/buckets/b/k/disable"),
+            (Method::POST, "/api/v4/buckets/b/metadata/disable"),
+            (Method::POST, "/api/v4/buckets/b/bid/disable"),
+        ] {
+            assert!(loopback_only(R, &method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/api/v4/peers"),
+            (Method::GET, "/api/v4/policies/p1"),
+            (Method::POST, "/api/v4/buckets/b/metadata"),
+            (Method::POST, "/api/v4/buckets/data/t1/chunked"),
+            (Method::DELETE, "/api/v4/buckets/b/k"),
+            (Method::DELETE, "/api/v4/buckets/b/bid/ball"),
+            (Method::GET, "/health"),
+        ] {
+            assert!(!loopback_only(R, &method, path), "{method} {path}");
+        }
+        assert!(loopback_only(P, &Method::POST, "/api/v4/nodes"));
+        assert!(!loopback_only(
+            P,
+            &Method::POST,
+            "/api/v4/buckets/b/k/disable"
+        ));
+        assert!(!loopback_only(P, &Method::DELETE, "/api/v4/buckets/b/k"));
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The middleware that enforces tokens: 401 without a valid `Authorization: Bearer`, 403
-//! with a token whose role is too low. Denials are logged once, here, by token name (never
-//! by token).
+//! with a token whose role is too low, and 403 for a membership, policy or disable change
+//! from another host when there are no tokens. Denials are logged once, here, by token name
+//! (never by token).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::access::{access_for, Access, Service};
+use super::access::{access_for, loopback_only, Access, Service};
 use super::tokens::{Role, MAX_TOKEN_LEN};
 use super::AuthConfig;
 use crate::error::ApiError;
@@ -45,17 +47,47 @@ impl Denial {
         }
     }
 
+    /// A change only loopback callers may make while no tokens are configured.
+    fn loopback_only() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            reason: LOOPBACK_ONLY,
+            message: "without --auth-tokens, membership, policy and disable changes are taken \
+                      only from this server's own host (loopback); start the server with \
+                      --auth-tokens FILE and send an admin token (see docs/security.md)"
+                .into(),
+            token_name: None,
+        }
+    }
+
     fn into_response(self) -> Response {
+        let mut resp = ApiError::new(self.status, self.message).into_response();
+        if self.reason == LOOPBACK_ONLY {
+            // No token is accepted at all, so there is nothing to challenge for.
+            return resp;
+        }
         // RFC 6750 §3: a missing token gets a bare challenge, a bad one its error code.
         let challenge = match self.reason {
             "missing_token" => "Bearer realm=\"mictlanx\"".to_string(),
             other => format!("Bearer realm=\"mictlanx\", error=\"{other}\""),
         };
-        let mut resp = ApiError::new(self.status, self.message).into_response();
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             resp.headers_mut().insert(WWW_AUTHENTICATE, v);
         }
         resp
+    }
+}
+
+/// Reason of [`Denial::loopback_only`].
+const LOOPBACK_ONLY: &str = "loopback_only";
+
+/// Whether `remote` is on this host: `127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`.
+fn is_loopback(remote: SocketAddr) -> bool {
+    match remote.ip() {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -84,12 +116,14 @@ impl Guard {
         }
     }
 
-    /// Allows or refuses `method path` with the given `Authorization` header.
+    /// Allows or refuses `method path` from `remote` (unknown: not loopback) with the
+    /// given `Authorization` header.
     pub(crate) fn check(
         &self,
         method: &Method,
         path: &str,
         authorization: Option<&HeaderValue>,
+        remote: Option<SocketAddr>,
     ) -> Result<(), Denial> {
         let need = match access_for(self.service, method, path, self.config.protect_metrics) {
             Access::Open => return Ok(()),
@@ -97,6 +131,10 @@ impl Guard {
         };
         let cluster_only = need >= Role::Write && self.cluster_guard().is_some();
         if !cluster_only && self.config.tokens.is_none() {
+            // Open, as the original, except what changes the cluster itself.
+            if loopback_only(self.service, method, path) && !remote.is_some_and(is_loopback) {
+                return Err(Denial::loopback_only());
+            }
             return Ok(());
         }
         let token = bearer(authorization)?;
@@ -153,13 +191,18 @@ fn bearer(header: Option<&HeaderValue>) -> Result<&str, Denial> {
 
 /// axum middleware: runs [`Guard::check`] and answers 401/403 in our error shape.
 pub(crate) async fn enforce(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    if !guard.enforcing() {
+    if !guard.enforcing() && !loopback_only(guard.service, req.method(), req.uri().path()) {
         return next.run(req).await;
     }
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     match guard.check(
         req.method(),
         req.uri().path(),
         req.headers().get(AUTHORIZATION),
+        remote,
     ) {
         Ok(()) => next.run(req).await,
         Err(denial) => {
@@ -185,6 +228,7 @@ mod tests {
     const WRITE: &str = "write-token-0123456789";
     const ADMIN: &str = "admin-token-0123456789";
     const CLUSTER: &str = "cluster-token-0123456789";
+    const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
     fn tokens() -> Arc<TokenSet> {
         Arc::new(
@@ -202,7 +246,7 @@ mod tests {
 
     fn status(guard: &Guard, method: Method, path: &str, auth: Option<&str>) -> u16 {
         let h = auth.map(header);
-        match guard.check(&method, path, h.as_ref()) {
+        match guard.check(&method, path, h.as_ref(), Some(LOCAL)) {
             Ok(()) => 200,
             Err(d) => d.status.as_u16(),
         }
@@ -276,12 +320,14 @@ mod tests {
             &format!("Bearer {READ} extra"),
             &long,
         ] {
-            let d = g.check(&Method::GET, data, Some(&header(bad))).unwrap_err();
+            let d = g
+                .check(&Method::GET, data, Some(&header(bad)), None)
+                .unwrap_err();
             assert_eq!(d.status, StatusCode::UNAUTHORIZED, "{bad:?}");
         }
         let non_ascii = HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
-        assert!(g.check(&Method::GET, data, Some(&non_ascii)).is_err());
-        let d = g.check(&Method::GET, data, None).unwrap_err();
+        assert!(g.check(&Method::GET, data, Some(&non_ascii), None).is_err());
+        let d = g.check(&Method::GET, data, None, None).unwrap_err();
         assert_eq!(d.reason, "missing_token");
         let resp = d.into_response();
         assert_eq!(
@@ -358,6 +404,61 @@ mod tests {
             ),
             200
         );
+    }
+
+    #[test]
+    fn loopback_is_this_host() {
+        for local in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        for remote in [
+            "10.0.0.7:5000",
+            "[::ffff:10.0.0.7]:1",
+            "[fe80::1]:1",
+            "0.0.0.0:1",
+        ] {
+            assert!(!is_loopback(remote.parse().unwrap()), "{remote}");
+        }
+    }
+
+    #[test]
+    fn without_tokens_cluster_changes_need_loopback() {
+        let g = Guard::new(Service::Router, AuthConfig::default());
+        let far: SocketAddr = "10.0.0.7:5000".parse().unwrap();
+        let peer = "/api/v4/peers/peer-0";
+        let d = g.check(&Method::DELETE, peer, None, Some(far)).unwrap_err();
+        assert_eq!(d.status, StatusCode::FORBIDDEN);
+        assert!(d.message.contains("--auth-tokens"), "{}", d.message);
+        assert!(!d.into_response().headers().contains_key(WWW_AUTHENTICATE));
+        assert!(g.check(&Method::DELETE, peer, None, None).is_err());
+        assert!(g.check(&Method::DELETE, peer, None, Some(LOCAL)).is_ok());
+        // Data stays open to everyone.
+        let key = "/api/v4/buckets/b/k";
+        assert!(g.check(&Method::DELETE, key, None, Some(far)).is_ok());
+        assert!(g
+            .check(&Method::GET, "/api/v4/peers", None, Some(far))
+            .is_ok());
+        // With tokens, the token decides, wherever the caller is.
+        let g = Guard::new(
+            Service::Router,
+            AuthConfig {
+                tokens: Some(tokens()),
+                ..AuthConfig::default()
+            },
+        );
+        let admin = header(&format!("Bearer {ADMIN}"));
+        assert!(g
+            .check(&Method::DELETE, peer, Some(&admin), Some(far))
+            .is_ok());
+        let local = g
+            .check(&Method::DELETE, peer, None, Some(LOCAL))
+            .unwrap_err();
+        assert_eq!(local.status, StatusCode::UNAUTHORIZED);
     }
 
     #[test]

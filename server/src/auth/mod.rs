@@ -8,7 +8,9 @@
 //! - [`AuthConfig`]: what a server enforces; `peer::start` and `router::start` add the
 //!   middleware that enforces it.
 //!
-//! Without tokens a server is open, as the original is.
+//! Without tokens a server is open, as the original is, except for membership, policy and
+//! disable routes ([`loopback_only`]): those answer only callers on the server's own host
+//! (their address comes from `ConnectInfo<SocketAddr>`, which `serve` sets per connection).
 
 mod access;
 mod cluster_token;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use access::{access_for, Access, Service};
+pub use access::{access_for, loopback_only, Access, Service};
 pub use cluster_token::ClusterToken;
 pub use tokens::{validate_token, Grant, Role, TokenFileError, TokenSet};
 
@@ -54,8 +56,21 @@ pub struct AuthConfig {
     pub protect_metrics: bool,
 }
 
-/// Wraps `app` in the auth middleware of `service` under `config`.
-pub(crate) fn layer(app: Router, service: Service, config: AuthConfig) -> Router {
+/// Wraps `app` in the auth middleware of `service` under `config`, as `router::start` and
+/// `peer::start` do.
+///
+/// The middleware reads the caller's address from `axum::extract::ConnectInfo<SocketAddr>`
+/// (set by [`crate::serve`]); a request without it is treated as remote.
+///
+/// ```
+/// use axum::{routing::delete, Router};
+/// use mictlanx_server::auth::{layer, AuthConfig, Service};
+///
+/// let app = Router::new().route("/api/v4/peers/{id}", delete(|| async { "gone" }));
+/// let guarded: Router = layer(app, Service::Router, AuthConfig::default());
+/// # drop(guarded);
+/// ```
+pub fn layer(app: Router, service: Service, config: AuthConfig) -> Router {
     let guard = Arc::new(guard::Guard::new(service, config));
     app.layer(axum::middleware::from_fn_with_state(guard, guard::enforce))
 }

@@ -30,7 +30,6 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use state::PeerState;
@@ -84,7 +83,7 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
         addr: config.bind,
         source,
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(bind)?;
+    let listener = serve::bind(config.bind).map_err(bind)?;
     let state = PeerState::new(
         config.id.clone(),
         store.clone(),
@@ -92,7 +91,11 @@ pub async fn start(config: PeerConfig) -> Result<ServerHandle, StartError> {
     )
     .with_listing_limits(config.listing);
     let app = auth::layer(app(state), auth::Service::Peer, config.auth.clone());
-    let handle = serve::spawn_tls(listener, app, CancellationToken::new(), tls).map_err(bind)?;
+    let mut limits = config.connections;
+    // The upload's idle rule (which keeps its pending record) must not be preempted.
+    limits.body_timeout = limits.body_timeout.max(config.upload_idle_timeout);
+    let handle =
+        serve::spawn_with(listener, app, CancellationToken::new(), tls, limits).map_err(bind)?;
     sweeper::spawn(store.downgrade(), handle.stop_token());
     tracing::info!(event = "PEER.STARTED", peer_id = %config.id, addr = %handle.addr(), data_dir = %config.data_dir.display());
     Ok(handle)

@@ -54,7 +54,6 @@ mod tasks;
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouterConfig;
@@ -108,13 +107,13 @@ pub async fn start(config: RouterConfig) -> Result<ServerHandle, StartError> {
         .map(crate::tls::server_config)
         .transpose()?;
     let auth = config.auth.clone();
+    let limits = config.connections;
     let state = RouterState::new(config)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = serve::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let stop = CancellationToken::new();
     let app = crate::auth::layer(app(state.clone()), crate::auth::Service::Router, auth);
-    let handle = serve::spawn_tls(listener, app, stop.clone(), tls).map_err(StartError::Serve)?;
+    let handle =
+        serve::spawn_with(listener, app, stop.clone(), tls, limits).map_err(StartError::Serve)?;
     policy::spawn_loop(state.clone(), stop.clone());
     repair::spawn_loop(state.clone(), stop.clone());
     probe::spawn_loops(state.clone(), stop);

@@ -255,7 +255,9 @@ impl PeerClient {
         let http = builder
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below a peer's header-read timeout (10 s by default), which also closes its
+            // idle keep-alive connections: we drop ours first rather than race its close.
+            .pool_idle_timeout(Duration::from_secs(5))
             // Peers are addressed directly; a proxy from the environment would be wrong.
             .no_proxy()
             // Peers never redirect. Not following keeps a peer from sending the router (and
