@@ -12,6 +12,9 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use mictlanx::model::{Metadata, PeerPutMetadataRequest};
 
+use mictlanx::checksum::is_sha256_hex;
+
+use super::headers::X_SHA256;
 use super::peer_client::{next_piece, replication_of, version_of, PeerError, Write};
 use super::peers::PeerView;
 use super::state::RouterState;
@@ -28,6 +31,9 @@ pub(crate) enum Copied {
     Stored(Version),
     /// The target already held them (or something newer): nothing was sent.
     AlreadyThere,
+    /// The source no longer holds the bytes the copy was announced for (a newer write
+    /// replaced them meanwhile): nothing was sent.
+    SourceChanged,
 }
 
 /// Copies `bucket@request.key` from `source` to `target`, announced as `request`.
@@ -52,15 +58,19 @@ pub(crate) async fn copy_replica(
         .client
         .get_data(source, bucket, &request.key, None, idle)
         .await?;
+    if !sends_what_is_announced(&resp, request) {
+        return Ok(Copied::SourceChanged);
+    }
     let write = Write {
         update: true,
         version: version_of(&resp).unwrap_or(Version::ZERO),
         replication_factor: replication_of(&resp),
     };
     let version = write.version;
+    let group_id = new_group_id();
     let announced = st
         .client
-        .put_metadata(target, bucket, request, &new_group_id(), write)
+        .put_metadata(target, bucket, request, &group_id, write)
         .await;
     let task = match announced {
         Ok(task) => task,
@@ -74,8 +84,33 @@ pub(crate) async fn copy_replica(
     match st.client.put_chunked(target, &task.task_id, body).await {
         Ok(_) => Ok(Copied::Stored(version)),
         Err(e) if e.is_stale() => Ok(Copied::AlreadyThere),
-        Err(e) => Err(e),
+        Err(e) => {
+            // Leave no pending announcement behind on the target (best effort: it also
+            // expires).
+            if let Err(w) = st
+                .client
+                .withdraw(target, bucket, &request.key, &group_id)
+                .await
+            {
+                tracing::debug!(event = "COPY.WITHDRAW.FAILED", peer = %target.id, error = %w);
+            }
+            Err(e)
+        }
     }
+}
+
+/// Whether the source's answer holds the bytes `request` announces: same size and, when the
+/// announced checksum is a SHA-256, the one the source computed for what it sends.
+fn sends_what_is_announced(resp: &reqwest::Response, request: &PeerPutMetadataRequest) -> bool {
+    let size_matches = resp.content_length().map_or(true, |n| n == request.size);
+    let sent_sha = resp.headers().get(X_SHA256).and_then(|v| v.to_str().ok());
+    let sha_matches = match sent_sha {
+        Some(sha) if is_sha256_hex(&request.checksum) => {
+            sha.eq_ignore_ascii_case(&request.checksum)
+        }
+        _ => true,
+    };
+    size_matches && sha_matches
 }
 
 /// The announcement that stores a copy of the object `metadata` of `bucket`.

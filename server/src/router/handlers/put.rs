@@ -21,11 +21,11 @@ use crate::version::Version;
 
 use crate::error::{ApiError, ApiJson, ApiPath};
 
-use super::super::copy::{copy_replica, NOTHING_TO_UPLOAD};
+use super::super::copy::{copy_replica, Copied, NOTHING_TO_UPLOAD};
 use super::super::fanout::{self, DropReason, Expect, PumpError};
 use super::super::headers::{flag, UPDATE};
 use super::super::lookup::locate;
-use super::super::peer_client::{PeerError, Write};
+use super::super::peer_client::{KeyReport, PeerError, Write};
 use super::super::peers::PeerView;
 use super::super::placement;
 use super::super::state::RouterState;
@@ -471,6 +471,10 @@ where
             // A newer write of the key committed there meanwhile: this write is superseded
             // on that replica, which is what last-writer-wins makes of it anyway.
             Err(e) if e.is_stale() => stored.push(peer.id.clone()),
+            // Its pending upload is gone because a newer write of the key replaced it (or
+            // committed) there: superseded too, not a failed replica. Copying this version
+            // to a fallback peer would leave a stale extra copy behind.
+            Err(e) if overtaken(st, peer, &task, &e).await => stored.push(peer.id.clone()),
             Err(e) => {
                 st.note_failure(&e);
                 failed_ids.push(peer.id.clone());
@@ -538,6 +542,20 @@ where
     })
 }
 
+/// Whether an upload refused with 404 (task not found) was overtaken on `peer`: the peer
+/// holds (or waits for) a newer version of the key, or deleted it at one.
+async fn overtaken(st: &RouterState, peer: &PeerView, task: &UploadTask, e: &PeerError) -> bool {
+    if e.status() != Some(StatusCode::NOT_FOUND) {
+        return false;
+    }
+    match st.client.key_report(peer, &task.bucket_id, &task.key).await {
+        Ok(KeyReport::Present { version, .. }) | Ok(KeyReport::Deleted(version)) => {
+            version > task.version
+        }
+        Ok(KeyReport::Absent) | Err(_) => false,
+    }
+}
+
 /// Copies the object of `task` from a replica that stored it to the next peers of its
 /// placement order until it has `task.rf` replicas; returns the peers that got a copy.
 /// `excluded` are the peers that hold it or just failed it.
@@ -562,6 +580,9 @@ async fn fill_to_rf(
         excluded.push(target.id.clone());
         for source in &sources {
             match copy_replica(st, source, &target, &task.bucket_id, &task.metadata).await {
+                // A newer write replaced this one at the source: it is overtaken, and a
+                // copy now would be of the wrong bytes.
+                Ok(Copied::SourceChanged) => return added,
                 Ok(_) => {
                     tracing::info!(event = "PUT.DATA.FALLBACK", bucket_id = %task.bucket_id, key = %task.key, from = %source.id, to = %target.id);
                     added.push(target.id.clone());
