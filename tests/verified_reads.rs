@@ -107,24 +107,39 @@ async fn range_get(http: &reqwest::Client, url: &str, from: usize, to: usize) ->
     (status, body)
 }
 
-async fn cluster() -> LocalCluster {
-    LocalCluster::builder()
+/// Three peers with room, repair every `repair` (or never), a client and a plain HTTP client.
+async fn setup(repair: Option<Duration>) -> (LocalCluster, Client, reqwest::Client) {
+    let cluster = LocalCluster::builder()
         .peers(3)
         .capacity(1 << 30)
-        .repair_interval(None)
+        .repair_interval(repair)
         .start()
         .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn ranged_and_whole_reads_of_a_damaged_replica_are_right() {
-    let cluster = cluster().await;
+        .unwrap();
     let client = Client::builder()
         .routers_uri(&cluster.uri())
         .build()
         .unwrap();
-    let http = reqwest::Client::new();
+    (cluster, client, reqwest::Client::new())
+}
+
+/// Damages the copy of `vr@key` on the peer that serves its reads at `offsets`; returns
+/// that peer's data dir.
+async fn damage_serving_copy(
+    http: &reqwest::Client,
+    cluster: &LocalCluster,
+    key: &str,
+    offsets: &[usize],
+) -> (usize, PathBuf) {
+    let serving = serving_peer(http, cluster, "vr", key).await;
+    let dir = cluster.peer_data_dir(serving).unwrap().to_path_buf();
+    damage(&data_file(&dir, "vr", key).unwrap(), offsets);
+    (serving, dir)
+}
+
+#[tokio::test]
+async fn ranged_and_whole_reads_of_a_damaged_replica_are_right() {
+    let (cluster, client, http) = setup(None).await;
     let data = patterned(12 * BLOCK + 999, 1);
     let opts = PutOptions::default()
         .with_chunk_size(4 * BLOCK as u64)
@@ -137,12 +152,7 @@ async fn ranged_and_whole_reads_of_a_damaged_replica_are_right() {
     // Damage chunk 1 on the peer that serves it, in two of its blocks.
     let key = "doc_1";
     let chunk = &data[4 * BLOCK..8 * BLOCK];
-    let serving = serving_peer(&http, &cluster, "vr", key).await;
-    let dir = cluster.peer_data_dir(serving).unwrap().to_path_buf();
-    damage(
-        &data_file(&dir, "vr", key).unwrap(),
-        &[BLOCK + 7, 3 * BLOCK + 100],
-    );
+    let (_, dir) = damage_serving_copy(&http, &cluster, key, &[BLOCK + 7, 3 * BLOCK + 100]).await;
 
     // 30 ranges, most across the damage: every answer is 206 with the right bytes.
     let url = format!("{}/api/v4/buckets/vr/{key}", cluster.router_url());
@@ -181,12 +191,7 @@ async fn ranged_and_whole_reads_of_a_damaged_replica_are_right() {
 
 #[tokio::test]
 async fn a_replica_cut_mid_stream_above_the_buffer_limit_is_resumed_from_another() {
-    let cluster = cluster().await;
-    let client = Client::builder()
-        .routers_uri(&cluster.uri())
-        .build()
-        .unwrap();
-    let http = reqwest::Client::new();
+    let (cluster, client, http) = setup(None).await;
     // One chunk above the router's 64 MiB buffer limit and the peer's verify-first limit:
     // both stream it, checked block by block.
     let len = 70 * 1024 * 1024 + 4321;
@@ -199,9 +204,7 @@ async fn a_replica_cut_mid_stream_above_the_buffer_limit_is_resumed_from_another
         .await
         .unwrap();
     let key = "big_0";
-    let serving = serving_peer(&http, &cluster, "vr", key).await;
-    let dir = cluster.peer_data_dir(serving).unwrap().to_path_buf();
-    damage(&data_file(&dir, "vr", key).unwrap(), &[len / 2]);
+    let (_, dir) = damage_serving_copy(&http, &cluster, key, &[len / 2]).await;
 
     let url = format!("{}/api/v4/buckets/vr/{key}", cluster.router_url());
     let resp = http.get(&url).send().await.unwrap();
@@ -217,18 +220,7 @@ async fn a_replica_cut_mid_stream_above_the_buffer_limit_is_resumed_from_another
 
 #[tokio::test]
 async fn repair_replaces_a_quarantined_copy() {
-    let cluster = LocalCluster::builder()
-        .peers(3)
-        .capacity(1 << 30)
-        .repair_interval(Some(Duration::from_millis(300)))
-        .start()
-        .await
-        .unwrap();
-    let client = Client::builder()
-        .routers_uri(&cluster.uri())
-        .build()
-        .unwrap();
-    let http = reqwest::Client::new();
+    let (cluster, client, http) = setup(Some(Duration::from_millis(300))).await;
     let data = patterned(3 * BLOCK, 3);
     let opts = PutOptions::default()
         .with_chunk_size(4 * BLOCK as u64)
@@ -238,9 +230,7 @@ async fn repair_replaces_a_quarantined_copy() {
         .await
         .unwrap();
     let key = "fix_0";
-    let serving = serving_peer(&http, &cluster, "vr", key).await;
-    let dir = cluster.peer_data_dir(serving).unwrap().to_path_buf();
-    damage(&data_file(&dir, "vr", key).unwrap(), &[2 * BLOCK + 1]);
+    let (serving, dir) = damage_serving_copy(&http, &cluster, key, &[2 * BLOCK + 1]).await;
     let url = format!("{}/api/v4/buckets/vr/{key}", cluster.router_url());
     assert_eq!(
         range_get(&http, &url, 2 * BLOCK, 2 * BLOCK + 9).await,
