@@ -221,21 +221,28 @@ impl StatusTable {
     }
 
     /// Moves the task to its terminal `state` and keeps `result` for `wait`, unless the task
-    /// is unknown or already finished. Returns whether it did.
-    pub(crate) fn finish(&self, id: &TaskId, state: TaskState, result: JobResult) -> bool {
+    /// is unknown or already finished; `counted` runs when it does, before anyone waiting
+    /// on the task sees the outcome.
+    pub(crate) fn finish(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        result: JobResult,
+        counted: impl FnOnce(),
+    ) {
         let Some(mut entry) = self.map.get_mut(id) else {
-            return false;
+            return;
         };
         if entry.tx.borrow().state.is_terminal() {
-            return false;
+            return;
         }
         entry.result = Some(result);
         entry.finished = Some(Instant::now());
+        counted();
         entry.tx.send_modify(|status| {
             status.state = state;
             status.finished_at.get_or_insert_with(SystemTime::now);
         });
-        true
     }
 
     /// Takes a finished task's result (once).

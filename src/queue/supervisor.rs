@@ -202,9 +202,9 @@ pub(crate) fn finish(shared: &Shared, id: TaskId, outcome: JobResult) {
         Err(e) => (TaskState::Failed(e.clone()), &shared.counters.failed),
     };
     // Only the first outcome counts: a late report never overwrites a result.
-    if shared.table.finish(&id, state, outcome) {
+    shared.table.finish(&id, state, outcome, || {
         counter.fetch_add(1, Ordering::Relaxed);
-    }
+    });
 }
 
 fn elapsed_since_start(shared: &Shared, id: &TaskId) -> Duration {
