@@ -115,22 +115,24 @@ impl BlockSums {
     }
 }
 
+/// The sums as hex: each one big-endian, 8 digits.
 fn hex_of(sums: &[u32]) -> String {
-    let mut out = String::with_capacity(sums.len() * 8);
-    for s in sums {
-        out.push_str(&format!("{s:08x}"));
-    }
-    out
+    let bytes: Vec<u8> = sums.iter().flat_map(|s| s.to_be_bytes()).collect();
+    hex::encode(bytes)
 }
 
+/// Sums from [`hex_of`]; `None` unless `hex` is whole 8-digit groups of hex digits.
 fn parse_hex(hex: &str) -> Option<Vec<u32>> {
-    if hex.len() % 8 != 0 || !hex.is_ascii() {
+    let bytes = hex::decode(hex).ok()?;
+    if bytes.len() % 4 != 0 {
         return None;
     }
-    (0..hex.len())
-        .step_by(8)
-        .map(|i| u32::from_str_radix(&hex[i..i + 8], 16).ok())
-        .collect()
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    )
 }
 
 /// Computes [`BlockSums`] from bytes fed in pieces of any size.
