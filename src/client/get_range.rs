@@ -1,11 +1,12 @@
 //! Ranged reads of a ball (`get_range`), verified block by block end to end.
 //!
-//! A byte range of a ball maps to ranges of its chunks (`chunk_size` tag). Each chunk range is
-//! widened to whole blocks of [`BLOCK_SIZE`](crate::blocks::BLOCK_SIZE) and asked for with
-//! `Range`; the answer carries the CRC32C of those blocks ([`crate::blocks::HEADER`]), which
-//! the bytes must match before they are cut to the range and returned. A chunk's SHA-256
-//! cannot vouch for part of it; these sums can. An answer without sums (a router or peer
-//! that does not send them) is refused rather than returned unchecked.
+//! A byte range of a ball maps to ranges of its chunks (all as long as chunk 0 but the
+//! last). Each chunk range is widened to whole blocks of
+//! [`BLOCK_SIZE`](crate::blocks::BLOCK_SIZE) and asked for with `Range`; the answer carries
+//! the CRC32C of those blocks ([`crate::blocks::HEADER`]), which the bytes must match before
+//! they are cut to the range and returned. A chunk's SHA-256 cannot vouch for part of it;
+//! these sums can. An answer without sums (a router or peer that does not send them) is
+//! refused rather than returned unchecked.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use super::retry::{self, CallSpec};
 use super::{paths, Client, Inner};
 use crate::blocks::{aligned_span, BlockHeader, HEADER};
 use crate::id::chunk_key;
-use crate::model::{tag, Metadata};
+use crate::model::Metadata;
 use crate::routers::RouterState;
 use crate::Error;
 
@@ -114,13 +115,8 @@ impl Layout {
                 size: first.size,
             });
         }
-        let chunk_size = first
-            .tags
-            .get(tag::CHUNK_SIZE)
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|s| *s == first.size && *s > 0)
-            .unwrap_or(first.size)
-            .max(1);
+        // Every chunk but the last is as long as chunk 0 (whatever a `chunk_size` tag says).
+        let chunk_size = first.size.max(1);
         let last = inner
             .fetch_metadata(bucket, &chunk_key(ball_id, chunks - 1), None)
             .await?
