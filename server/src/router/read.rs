@@ -237,17 +237,14 @@ async fn attempt(
     if range.is_some() {
         let length = content_length;
         let blocks = header_value(&resp, HeaderName::from_static(mictlanx::blocks::HEADER));
-        let span = content_range.as_ref().and_then(span_of);
+        let rest = content_range
+            .as_ref()
+            .and_then(span_of)
+            .map(|(at, end)| RangeRest { at, end, resume });
         let mut stream = resp.bytes_stream().boxed();
         // Fail over on a replica that cannot even start sending (a damaged first block).
         let first = next_piece(&peer.id, &mut stream, idle).await?;
-        let body = relay(
-            peer.id.clone(),
-            first,
-            stream,
-            idle,
-            span.map(|s| (s, resume)),
-        );
+        let body = relay(peer.id.clone(), first, stream, idle, rest);
         return Ok(ObjectRead {
             peer: peer.id.clone(),
             status,
@@ -547,29 +544,35 @@ fn verifying(
     .boxed()
 }
 
+/// The part of a range still to relay (byte offsets, end exclusive), and the replicas that
+/// may send it when the serving one fails.
+struct RangeRest {
+    at: u64,
+    end: u64,
+    resume: Resume,
+}
+
 /// A range body relayed as is (starting with `first`). When the replica stalls or fails,
-/// the rest of `span` (byte offsets, end exclusive) comes from another replica of the same
-/// version, else the body is cut.
+/// the `rest` comes from another replica of the same version, else the body is cut.
 fn relay(
     peer: String,
     first: Option<Bytes>,
     stream: PeerStream,
     idle: Duration,
-    span: Option<((u64, u64), Resume)>,
+    rest: Option<RangeRest>,
 ) -> BoxStream<'static, Result<Bytes, io::Error>> {
     struct State {
         peer: String,
         first: Option<Bytes>,
         stream: PeerStream,
-        /// Next byte to relay and the end of the range, with where to resume.
-        span: Option<((u64, u64), Resume)>,
+        rest: Option<RangeRest>,
         done: bool,
     }
     let state = State {
         peer,
         first,
         stream,
-        span,
+        rest,
         done: false,
     };
     futures::stream::unfold(state, move |mut s| async move {
@@ -583,18 +586,20 @@ fn relay(
             };
             match next {
                 Ok(Some(b)) => {
-                    if let Some(((at, _), _)) = s.span.as_mut() {
-                        *at += b.len() as u64;
+                    if let Some(rest) = s.rest.as_mut() {
+                        rest.at += b.len() as u64;
                     }
                     return Some((Ok(b), s));
                 }
                 Ok(None) => return None,
                 Err(e) => {
                     tracing::warn!(event = "GET.RANGE.CUT", peer = %s.peer, reason = %e);
-                    if let Some(((at, end), resume)) = s.span.as_mut() {
-                        if let Some((peer, rest)) = resume.continue_at(*at, *end).await {
+                    if let Some(rest) = s.rest.as_mut() {
+                        if let Some((peer, stream)) =
+                            rest.resume.continue_at(rest.at, rest.end).await
+                        {
                             s.peer = peer;
-                            s.stream = rest;
+                            s.stream = stream;
                             continue;
                         }
                     }

@@ -132,7 +132,8 @@ impl BlockCheck {
     }
 }
 
-fn seek(file: &mut File, at: u64) -> Result<(), StoreError> {
+/// Positions `file` at byte `at`. Blocking.
+pub(crate) fn seek(file: &mut File, at: u64) -> Result<(), StoreError> {
     use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(at))
         .map(drop)

@@ -14,7 +14,7 @@
 //! whole file matched its SHA-256.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
@@ -23,7 +23,7 @@ use mictlanx::blocks::{BlockSummer, BlockSums, MAX_HEADER_BLOCKS};
 use mictlanx::checksum::{sha256_hex, Sha256Stream, FILE_BUFFER_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::block_read::{BlockCheck, BlockSpan, BlockStream};
+use super::block_read::{seek, BlockCheck, BlockSpan, BlockStream};
 use super::meta::{object_key, ObjectRecord, INLINE};
 use super::query::{key_state_in, KeyState};
 use super::range::{ByteRange, RangeSpec};
@@ -283,8 +283,7 @@ impl Store {
                 self.quarantine_blocking(bucket_id, key, &record.file)?;
                 return Err(corrupt());
             }
-            file.seek(SeekFrom::Start(0))
-                .map_err(StoreError::io("seeking in an object"))?;
+            seek(&mut file, 0)?;
             verified = true;
         }
         Ok(Opened {
