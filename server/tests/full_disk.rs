@@ -100,15 +100,7 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
         (200, Some("ok"), Some("degraded")),
         "{h}"
     );
-    let metrics = p
-        .http
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     assert!(
         metrics.contains("mictlanx_peer_metadata_degraded 1"),
         "{metrics}"
@@ -137,15 +129,7 @@ async fn a_full_peer_frees_space_by_deletes_and_writes_again_without_restart() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (_, h) = p.get_json("/health").await;
     assert_eq!(h["state"].as_str(), Some("ok"), "{h}");
-    let metrics = p
-        .http
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics_text().await;
     assert!(
         metrics.contains("mictlanx_peer_metadata_reopens 1"),
         "{metrics}"

@@ -245,15 +245,7 @@ async fn full_lifecycle() {
         (200, &json!("ok"), &json!("peer-0"), &json!("ok")),
         "{health}"
     );
-    let text = p
-        .http
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = p.metrics_text().await;
     for needle in [
         "mictlanx_peer_disk_used_bytes 0",
         "mictlanx_peer_disk_capacity_bytes 10000000000",

@@ -150,6 +150,17 @@ impl TestPeer {
         json_of(resp).await
     }
 
+    /// The peer's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("get");
+        resp.text().await.expect("metrics body")
+    }
+
     pub fn tmp_files(&self) -> Vec<PathBuf> {
         files_under(&self.data_dir().join("tmp"))
     }
