@@ -233,14 +233,19 @@ async fn attempt(
         .filter(|v| v.len() <= metadata_header::MAX_ENCODED_LEN)
         .cloned();
 
-    let resume = Resume::new(st, bucket, key, version, &peer.id, others);
+    // Only streamed answers can be resumed: built for them alone, off the small-read path.
+    let resume = || Resume::new(st, bucket, key, version, &peer.id, others);
     if range.is_some() {
         let length = content_length;
         let blocks = header_value(&resp, HeaderName::from_static(mictlanx::blocks::HEADER));
         let rest = content_range
             .as_ref()
             .and_then(span_of)
-            .map(|(at, end)| RangeRest { at, end, resume });
+            .map(|(at, end)| RangeRest {
+                at,
+                end,
+                resume: resume(),
+            });
         let mut stream = resp.bytes_stream().boxed();
         // Fail over on a replica that cannot even start sending (a damaged first block).
         let first = next_piece(&peer.id, &mut stream, idle).await?;
@@ -302,7 +307,7 @@ async fn attempt(
     } else {
         // Fail over on a replica that cannot even start sending.
         let first = next_piece(&peer.id, &mut stream, idle).await?;
-        ReadBody::Stream(verifying(check, first, stream, idle, resume))
+        ReadBody::Stream(verifying(check, first, stream, idle, resume()))
     };
     Ok(ObjectRead {
         peer: peer.id.clone(),
