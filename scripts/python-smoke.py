@@ -143,6 +143,23 @@ async def main():
         expect(data == small, f"got {data[:64]!r} ({len(data)} B), put {small!r}")
         return f"{len(data)} bytes identical"
 
+    async def dotted_name_kept():
+        # The Python client's `put` sends the key as written (only its `get` sanitises), so
+        # `photo.v1.jpg` is stored as `photo.v1.jpg_0`, as on MictlanX peers, and read back
+        # under that exact key.
+        dotted = f"pysmoke3-{run}"
+        done = unwrap(
+            await client.put(bucket_id=dotted, key="photo.v1.jpg", value=small, rf=1), "put"
+        )
+        expect(done is True, f"put returned Ok({done!r})")
+        meta = unwrap(
+            await router.get_metadata(bucket_id=dotted, key="photo.v1.jpg_0", timeout=30),
+            "router.get_metadata",
+        )
+        expect(meta.metadata.key == "photo.v1.jpg_0", f"key = {meta.metadata.key!r}")
+        expect(meta.metadata.size == len(small), f"size = {meta.metadata.size}")
+        return "stored under photo.v1.jpg_0"
+
     async def put_small_rf2():
         done = unwrap(
             await client.put(bucket_id=bucket, key="small2", value=small2, rf=2), "put rf=2"
@@ -183,6 +200,7 @@ async def main():
 
     await check("put rf=1", put_small)
     await check("get rf=1 bytes match", get_small)
+    await check("a dotted name is stored as written", dotted_name_kept)
     if peers_up >= 2:
         await check("put rf=2", put_small_rf2)
         await check("get rf=2 bytes match", get_small_rf2)

@@ -1,11 +1,20 @@
 //! Identifiers: bucket ids, ball ids, keys, chunk keys and task ids.
 //!
-//! Bucket ids, ball ids and keys end up as path components on a peer's disk, so they are
-//! validated once, here, and carried around in newtypes ([`BucketId`], [`BallId`], [`Key`]).
-//! Validation first **refuses** anything that could escape a directory or is unreasonable
-//! (empty, longer than [`MAX_ID_LEN`] bytes, control characters, `/`, `\`, `.`/`..`), then
-//! **sanitises** the rest with the MictlanX rule ([`sanitize`], reference §4.6), so that the
-//! same id is produced on put and on get.
+//! **The key rule.** A ball id (and a key) is any UTF-8 text of 1–1,024 bytes without NUL
+//! or other control characters, stored and returned exactly as given: `/` is allowed (as
+//! in S3 object keys, so `photos/2024/img1.jpg` is one ball), and so are dots, spaces and
+//! any script (`日本.txt`). Ids are compared byte for byte, with no Unicode normalisation.
+//! The only refused texts besides those are `.` and `..` alone, which no URL can carry as
+//! a path segment. A bucket id follows the S3 bucket rules, relaxed as MictlanX needs
+//! (upper case and `_` allowed, one character is enough): 1–63 letters, digits, `.`, `-`
+//! and `_`, starting and ending with a letter or a digit, without `..`.
+//!
+//! Validated ids travel as newtypes ([`BucketId`], [`BallId`], [`Key`]): the SDK checks
+//! them once at its entry points, the server's path extractors deserialise straight into
+//! them, and nothing downstream re-validates strings. Ids never become file names: a peer
+//! names its files by a hash of bucket and key, so a hostile id cannot escape its
+//! directory or collide with another. Ids that the Python client sends (already sanitised
+//! on its side by [`sanitize`]) are valid ids and keep working unchanged.
 //!
 //! A ball is stored as chunks whose keys are `<ball_id>_<index>` ([`chunk_key`],
 //! [`split_chunk_key`]). Queued client operations are identified by a [`TaskId`].
@@ -13,13 +22,15 @@
 //! # Examples
 //!
 //! ```
-//! use mictlanx::id::{chunk_key, BucketId, Key};
+//! use mictlanx::id::{chunk_key, BallId, BucketId};
 //!
-//! let bucket = BucketId::new("My@Bucket")?;
-//! assert_eq!(bucket.as_str(), "MyBucket");
-//! let key = Key::new("report_c")?;
-//! assert_eq!(chunk_key(key.as_str(), 0), "report_c_0");
-//! assert!(Key::new("../etc/passwd").is_err());
+//! let bucket = BucketId::new("photos")?;
+//! let ball = BallId::new("2024/日本.jpg")?;
+//! assert_eq!(ball.as_str(), "2024/日本.jpg");
+//! assert_eq!(chunk_key(ball.as_str(), 0), "2024/日本.jpg_0");
+//! assert!(BucketId::new("My@Bucket").is_err());
+//! assert!(BallId::new("..").is_err());
+//! assert!(BallId::new("a\0b").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -30,10 +41,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 use uuid::Uuid;
 
-/// The longest accepted bucket id, ball id or key, in bytes (before sanitising).
-///
-/// Most file systems refuse path components longer than 255 bytes.
-pub const MAX_ID_LEN: usize = 255;
+/// The longest accepted ball id, in bytes (S3's limit for object keys).
+pub const MAX_BALL_ID_LEN: usize = 1024;
+
+/// The longest accepted key, in bytes: a ball id plus a chunk suffix (`_` and a `u64`).
+pub const MAX_KEY_LEN: usize = MAX_BALL_ID_LEN + 1 + 20;
+
+/// The longest accepted bucket id, in bytes (S3's limit for bucket names).
+pub const MAX_BUCKET_ID_LEN: usize = 63;
 
 /// How many characters of a refused input an [`IdError`] keeps, so that errors stay small.
 const SHOWN_CHARS: usize = 64;
@@ -47,6 +62,26 @@ pub enum IdKind {
     Ball,
     /// A key (displayed as "key").
     Key,
+}
+
+impl IdKind {
+    /// The longest id of this kind, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mictlanx::id::IdKind;
+    ///
+    /// assert_eq!(IdKind::Ball.max_len(), 1024);
+    /// assert_eq!(IdKind::Bucket.max_len(), 63);
+    /// ```
+    pub const fn max_len(self) -> usize {
+        match self {
+            IdKind::Bucket => MAX_BUCKET_ID_LEN,
+            IdKind::Ball => MAX_BALL_ID_LEN,
+            IdKind::Key => MAX_KEY_LEN,
+        }
+    }
 }
 
 impl fmt::Display for IdKind {
@@ -69,8 +104,8 @@ pub enum IdError {
         /// Which identifier.
         kind: IdKind,
     },
-    /// The identifier is longer than [`MAX_ID_LEN`] bytes.
-    #[error("{kind} is {len} bytes long, the maximum is {MAX_ID_LEN}")]
+    /// The identifier is longer than its kind allows ([`IdKind::max_len`]).
+    #[error("{kind} is {len} bytes long, the maximum is {}", kind.max_len())]
     TooLong {
         /// Which identifier.
         kind: IdKind,
@@ -78,30 +113,24 @@ pub enum IdError {
         len: usize,
     },
     /// The identifier contains NUL or another control character.
-    #[error("{kind} contains a control character")]
+    #[error("{kind} contains a control character (NUL, newline, tab, ...)")]
     ControlChar {
         /// Which identifier.
         kind: IdKind,
     },
-    /// The identifier contains `/` or `\`.
-    #[error("{kind} contains a path separator")]
-    PathSeparator {
-        /// Which identifier.
-        kind: IdKind,
-    },
-    /// The identifier is `.` or contains `..`.
-    #[error("{kind} is a dot segment or contains \"..\"")]
+    /// The identifier is `.` or `..`, which no URL path segment can carry.
+    #[error("{kind} cannot be \".\" or \"..\"")]
     DotSegment {
         /// Which identifier.
         kind: IdKind,
     },
-    /// Nothing valid is left after sanitising (see [`sanitize`]).
-    #[error("{kind} {raw:?} is empty after sanitising (only letters, digits, and single '-' or '_' between them are kept)")]
-    EmptyAfterSanitize {
-        /// Which identifier.
-        kind: IdKind,
+    /// A bucket id breaks the bucket rule (see the [module docs](self)).
+    #[error("bucket id {raw:?} {reason}")]
+    InvalidBucket {
         /// The input, truncated to 64 characters.
         raw: String,
+        /// Which part of the rule it breaks.
+        reason: &'static str,
     },
     /// The text is not a UUID, so it is not a [`TaskId`].
     #[error("task id {raw:?} is not a UUID")]
@@ -119,15 +148,18 @@ fn is_separator(c: char) -> bool {
     c == '-' || c == '_'
 }
 
-/// Sanitises an identifier with the MictlanX rule (reference §4.6, `Utils.sanitize_str`).
+/// Sanitises an identifier with the MictlanX rule (reference §4.6, `Utils.sanitize_str`):
+/// what the Python client does to every id before sending it.
 ///
 /// 1. keep only `[A-Za-z0-9_-]`;
 /// 2. replace every run of two or more characters from {`-`, `_`} by a single `-`;
 /// 3. strip one leading and one trailing `-`;
 /// 4. if the result does not match `^[A-Za-z0-9]+([-_][A-Za-z0-9]+)*$`, return `""`.
 ///
-/// Case is preserved and the function is idempotent. It never refuses anything: use
-/// [`validate`] (or the newtypes) for identifiers that become paths.
+/// This SDK does **not** apply it: ids are stored as given (see the module docs). It is
+/// here to find the id under which the Python client stored a name, for example when
+/// migrating (`sanitize("ball.txt")` is the id the Python client used for `ball.txt`).
+/// Case is preserved and the function is idempotent.
 ///
 /// # Examples
 ///
@@ -187,36 +219,32 @@ fn matches_id_pattern(s: &str) -> bool {
     !s.is_empty() && !previous_was_separator
 }
 
-/// Validates a bucket id, ball id or key and returns its sanitised form.
-///
-/// Before sanitising, the raw input is refused when it is empty, longer than [`MAX_ID_LEN`]
-/// bytes, contains NUL or any other control character, contains `/` or `\`, or is `.` or
-/// contains `..`: such input is a mistake or an attack, and silently sanitising it would
-/// store the object under a name the caller did not intend. The rest goes through
-/// [`sanitize`]; an empty result is refused too.
+/// Checks an id against the rule of its kind (see the [module docs](self)) and returns it
+/// unchanged.
 ///
 /// # Errors
 ///
-/// One [`IdError`] variant per reason above, naming `kind` in its message (for example
-/// "key contains a path separator").
+/// One [`IdError`] variant per broken rule, naming `kind` in its message (for example
+/// "key contains a control character").
 ///
 /// # Examples
 ///
 /// ```
 /// use mictlanx::id::{validate, IdError, IdKind};
 ///
-/// assert_eq!(validate(IdKind::Key, "ball.txt")?, "balltxt");
+/// assert_eq!(validate(IdKind::Ball, "dir/sub/a.b")?, "dir/sub/a.b");
 /// assert_eq!(
-///     validate(IdKind::Key, "a/b"),
-///     Err(IdError::PathSeparator { kind: IdKind::Key })
+///     validate(IdKind::Key, "a\nb"),
+///     Err(IdError::ControlChar { kind: IdKind::Key })
 /// );
+/// assert!(validate(IdKind::Bucket, "a/b").is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn validate(kind: IdKind, raw: &str) -> Result<String, IdError> {
+pub fn validate(kind: IdKind, raw: &str) -> Result<&str, IdError> {
     if raw.is_empty() {
         return Err(IdError::Empty { kind });
     }
-    if raw.len() > MAX_ID_LEN {
+    if raw.len() > kind.max_len() {
         return Err(IdError::TooLong {
             kind,
             len: raw.len(),
@@ -225,28 +253,44 @@ pub fn validate(kind: IdKind, raw: &str) -> Result<String, IdError> {
     if raw.chars().any(char::is_control) {
         return Err(IdError::ControlChar { kind });
     }
-    if raw.contains(['/', '\\']) {
-        return Err(IdError::PathSeparator { kind });
-    }
-    if raw == "." || raw.contains("..") {
+    if raw == "." || raw == ".." {
         return Err(IdError::DotSegment { kind });
     }
-    let clean = sanitize(raw);
-    if clean.is_empty() {
-        return Err(IdError::EmptyAfterSanitize {
-            kind,
-            raw: shown(raw),
-        });
+    if kind == IdKind::Bucket {
+        check_bucket(raw)?;
     }
-    Ok(clean)
+    Ok(raw)
+}
+
+/// The bucket part of the rule: S3's, with upper case and `_` allowed.
+fn check_bucket(raw: &str) -> Result<(), IdError> {
+    let refuse = |reason| {
+        Err(IdError::InvalidBucket {
+            raw: shown(raw),
+            reason,
+        })
+    };
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return refuse("may hold only letters, digits, '.', '-' and '_'");
+    }
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    if !edge(raw.bytes().next()) || !edge(raw.bytes().last()) {
+        return refuse("must start and end with a letter or a digit");
+    }
+    if raw.contains("..") {
+        return refuse("cannot contain \"..\"");
+    }
+    Ok(())
 }
 
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident, $kind:expr, $example:literal) => {
         $(#[$doc])*
         ///
-        /// The value is validated and sanitised by [`validate`]; constructing from an already
-        /// valid id gives the same id back.
+        /// The value is checked by [`validate`] and kept exactly as given.
         ///
         /// # Examples
         ///
@@ -255,7 +299,6 @@ macro_rules! id_newtype {
         ///
         #[doc = concat!("let id = ", stringify!($name), "::new(\"", $example, "\")?;")]
         #[doc = concat!("assert_eq!(id.as_str(), \"", $example, "\");")]
-        #[doc = concat!("assert_eq!(", stringify!($name), "::new(id.as_str())?, id);")]
         #[doc = concat!("assert!(", stringify!($name), "::new(\"..\").is_err());")]
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
@@ -263,21 +306,23 @@ macro_rules! id_newtype {
         pub struct $name(String);
 
         impl $name {
-            /// Validates and sanitises `raw` (see [`validate`]).
+            /// Checks `raw` (see [`validate`]).
             ///
             /// # Errors
             ///
             /// The [`IdError`] explaining why `raw` is refused.
-            pub fn new(raw: &str) -> Result<Self, IdError> {
-                validate($kind, raw).map(Self)
+            pub fn new(raw: impl Into<String>) -> Result<Self, IdError> {
+                let raw = raw.into();
+                validate($kind, &raw)?;
+                Ok(Self(raw))
             }
 
-            /// The sanitised id.
+            /// The id.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
 
-            /// The sanitised id, as an owned string.
+            /// The id, as an owned string.
             pub fn into_inner(self) -> String {
                 self.0
             }
@@ -295,6 +340,14 @@ macro_rules! id_newtype {
             }
         }
 
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl FromStr for $name {
             type Err = IdError;
 
@@ -307,7 +360,7 @@ macro_rules! id_newtype {
             type Error = IdError;
 
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                Self::new(&s)
+                Self::new(s)
             }
         }
 
@@ -325,6 +378,12 @@ macro_rules! id_newtype {
             }
         }
 
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(&self.0)
@@ -334,30 +393,72 @@ macro_rules! id_newtype {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(deserializer)?;
-                Self::try_from(raw).map_err(serde::de::Error::custom)
+                Self::new(raw).map_err(serde::de::Error::custom)
             }
         }
     };
 }
 
 id_newtype!(
-    /// A validated, sanitised bucket id.
+    /// A valid bucket id.
     BucketId,
     IdKind::Bucket,
     "my-bucket"
 );
 id_newtype!(
-    /// A validated, sanitised ball id (the name of a whole object).
+    /// A valid ball id (the name of a whole object), for example `photos/img1.jpg`.
     BallId,
     IdKind::Ball,
-    "pic_b"
+    "photos/img1.jpg"
 );
 id_newtype!(
-    /// A validated, sanitised key (the name of one stored chunk).
+    /// A valid key (the name of one stored chunk, `<ball_id>_<index>`).
     Key,
     IdKind::Key,
-    "report_c_0"
+    "photos/img1.jpg_0"
 );
+
+impl BallId {
+    /// The key of chunk `index` of this ball (see [`chunk_key`]); always a valid [`Key`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mictlanx::id::BallId;
+    ///
+    /// let ball = BallId::new("a.txt")?;
+    /// assert_eq!(ball.chunk(2).as_str(), "a.txt_2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn chunk(&self, index: u64) -> Key {
+        // A valid ball id plus `_<u64>` fits MAX_KEY_LEN and adds no control character.
+        Key(chunk_key(&self.0, index))
+    }
+}
+
+/// Everything but the RFC 3986 unreserved characters is encoded in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An id as one URL path segment, percent-encoded: `/` becomes `%2F`, so that a ball id
+/// with slashes stays one segment, and no id can add a segment or a query. Servers decode
+/// it back (axum's `Path` does) before it reaches the id types.
+///
+/// # Examples
+///
+/// ```
+/// use mictlanx::id::url_segment;
+///
+/// assert_eq!(url_segment("dir/sub/a.b"), "dir%2Fsub%2Fa.b");
+/// assert_eq!(url_segment("日本.txt"), "%E6%97%A5%E6%9C%AC.txt");
+/// assert_eq!(url_segment("report_c-0.x~"), "report_c-0.x~");
+/// ```
+pub fn url_segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
+}
 
 /// The key of chunk `index` of a ball: `"{ball_id}_{index}"` (reference §4.4).
 ///
@@ -501,17 +602,36 @@ mod tests {
     }
 
     #[test]
-    fn validate_accepts_and_sanitises() {
-        assert_eq!(validate(IdKind::Key, "report_c_0"), Ok("report_c_0".into()));
-        assert_eq!(validate(IdKind::Ball, "ball.txt"), Ok("balltxt".into()));
+    fn validate_keeps_ids_as_given() {
+        for id in [
+            "report_c_0",
+            "ball.txt",
+            "img1.jpg",
+            "dir/sub/a.b",
+            "日本.txt",
+            "中文.txt",
+            "a b",
+            "/leading/and/trailing/",
+            "a/../b",
+            "...",
+            "\\windows\\path",
+            "%2F?#&",
+        ] {
+            assert_eq!(validate(IdKind::Ball, id), Ok(id), "{id:?}");
+        }
         assert_eq!(
-            validate(IdKind::Bucket, "My@Invalid#String!"),
-            Ok("MyInvalidString".into())
+            validate(IdKind::Ball, &"a".repeat(MAX_BALL_ID_LEN)).map(str::len),
+            Ok(1024)
         );
         assert_eq!(
-            validate(IdKind::Key, &"a".repeat(MAX_ID_LEN)).map(|s| s.len()),
-            Ok(255)
+            validate(IdKind::Key, &"a".repeat(MAX_KEY_LEN)).map(str::len),
+            Ok(MAX_KEY_LEN)
         );
+        for bucket in ["b", "my-bucket", "My_Bucket", "a.b.c", "pics2024", "x9"] {
+            assert_eq!(validate(IdKind::Bucket, bucket), Ok(bucket), "{bucket:?}");
+        }
+        let sanitised = sanitize("any Python id!");
+        assert_eq!(validate(IdKind::Bucket, &sanitised), Ok("anyPythonid"));
     }
 
     #[test]
@@ -519,77 +639,59 @@ mod tests {
         use IdKind::*;
         assert_eq!(validate(Key, ""), Err(IdError::Empty { kind: Key }));
         assert_eq!(
-            validate(Bucket, ".."),
-            Err(IdError::DotSegment { kind: Bucket })
-        );
-        assert_eq!(
-            validate(Bucket, "."),
-            Err(IdError::DotSegment { kind: Bucket })
-        );
-        assert_eq!(
-            validate(Ball, "a..b"),
+            validate(Ball, ".."),
             Err(IdError::DotSegment { kind: Ball })
         );
+        assert_eq!(validate(Key, "."), Err(IdError::DotSegment { kind: Key }));
+        for control in ["a\0b", "a\nb", "a\u{7f}b", "tab\t", "\u{85}"] {
+            assert_eq!(
+                validate(Ball, control),
+                Err(IdError::ControlChar { kind: Ball }),
+                "{control:?}"
+            );
+        }
         assert_eq!(
-            validate(Key, "a/b"),
-            Err(IdError::PathSeparator { kind: Key })
-        );
-        assert_eq!(
-            validate(Key, "a\\b"),
-            Err(IdError::PathSeparator { kind: Key })
-        );
-        assert_eq!(
-            validate(Key, "../x"),
-            Err(IdError::PathSeparator { kind: Key })
-        );
-        assert_eq!(
-            validate(Key, "a\0b"),
-            Err(IdError::ControlChar { kind: Key })
-        );
-        assert_eq!(
-            validate(Key, "a\nb"),
-            Err(IdError::ControlChar { kind: Key })
-        );
-        assert_eq!(
-            validate(Key, "a\u{7f}b"),
-            Err(IdError::ControlChar { kind: Key })
-        );
-        assert_eq!(
-            validate(Ball, &"x".repeat(10_000)),
+            validate(Ball, &"x".repeat(MAX_BALL_ID_LEN + 1)),
             Err(IdError::TooLong {
                 kind: Ball,
-                len: 10_000
+                len: 1025
             })
         );
+        // 342 three-byte characters: the limit is in bytes, not characters.
+        assert!(matches!(
+            validate(Ball, &"日".repeat(342)),
+            Err(IdError::TooLong { len: 1026, .. })
+        ));
         assert_eq!(
-            validate(Key, &"a".repeat(MAX_ID_LEN + 1)),
+            validate(Bucket, &"b".repeat(64)),
             Err(IdError::TooLong {
-                kind: Key,
-                len: 256
+                kind: Bucket,
+                len: 64
             })
         );
-        assert_eq!(
-            validate(Key, "___"),
-            Err(IdError::EmptyAfterSanitize {
-                kind: Key,
-                raw: "___".into()
-            })
-        );
-        let long_garbage = "#".repeat(200);
-        assert_eq!(
-            validate(Key, &long_garbage),
-            Err(IdError::EmptyAfterSanitize {
-                kind: Key,
-                raw: "#".repeat(64)
-            })
-        );
+        for bucket in [
+            "a/b",
+            "a b",
+            "My@Bucket",
+            "日本",
+            "-a",
+            "a-",
+            ".a",
+            "a_",
+            "a..b",
+        ] {
+            assert!(
+                matches!(validate(Bucket, bucket), Err(IdError::InvalidBucket { .. })),
+                "{bucket:?}"
+            );
+        }
     }
 
     #[test]
     fn error_messages_name_kind_and_reason() {
         assert_eq!(
-            IdError::PathSeparator { kind: IdKind::Key }.to_string(),
-            "key contains a path separator"
+            IdError::ControlChar { kind: IdKind::Key }.to_string(),
+            "key contains a control character (NUL, newline, tab, ...)"
         );
         assert_eq!(
             IdError::Empty {
@@ -601,29 +703,34 @@ mod tests {
         assert_eq!(
             IdError::TooLong {
                 kind: IdKind::Ball,
-                len: 300
+                len: 3000
             }
             .to_string(),
-            "ball id is 300 bytes long, the maximum is 255"
+            "ball id is 3000 bytes long, the maximum is 1024"
         );
-        let msg = validate(IdKind::Key, "___").err().map(|e| e.to_string());
+        let msg = validate(IdKind::Bucket, "my bucket").map_err(|e| e.to_string());
         assert_eq!(
-            msg.as_deref(),
-            Some("key \"___\" is empty after sanitising (only letters, digits, and single '-' or '_' between them are kept)")
+            msg,
+            Err("bucket id \"my bucket\" may hold only letters, digits, '.', '-' and '_'".into())
         );
     }
 
     #[test]
     fn newtypes() {
-        let b = BucketId::new("My Bucket!").unwrap();
-        assert_eq!(b.as_str(), "MyBucket");
+        let b = BucketId::new("MyBucket").unwrap();
         assert_eq!(b.to_string(), "MyBucket");
         assert_eq!(BucketId::new(b.as_str()).unwrap(), b);
+        assert!(BucketId::new("My Bucket!").is_err());
         let k: Key = "pic_b".parse().unwrap();
         assert_eq!(k.as_ref(), "pic_b");
+        assert_eq!(&*k, "pic_b");
         assert_eq!(k.clone().into_inner(), "pic_b");
         assert_eq!(String::from(k), "pic_b");
-        assert!(BallId::try_from(String::from("a/b")).is_err());
+        let ball = BallId::try_from(String::from("a/b.txt")).unwrap();
+        assert!(ball == *"a/b.txt");
+        assert_eq!(ball.chunk(7), Key::new("a/b.txt_7").unwrap());
+        let longest = BallId::new("z".repeat(MAX_BALL_ID_LEN)).unwrap();
+        assert!(Key::new(longest.chunk(u64::MAX).into_inner()).is_ok());
         assert_eq!(
             "..".parse::<BallId>(),
             Err(IdError::DotSegment { kind: IdKind::Ball })
@@ -633,16 +740,13 @@ mod tests {
 
     #[test]
     fn newtype_serde() {
-        let k = Key::new("report_c_0").unwrap();
-        assert_eq!(serde_json::to_string(&k).unwrap(), "\"report_c_0\"");
-        let back: Key = serde_json::from_str("\"report_c_0\"").unwrap();
+        let k = Key::new("日本.txt_0").unwrap();
+        assert_eq!(serde_json::to_string(&k).unwrap(), "\"日本.txt_0\"");
+        let back: Key = serde_json::from_str("\"日本.txt_0\"").unwrap();
         assert_eq!(back, k);
-        let sanitised: BucketId = serde_json::from_str("\"ball.txt\"").unwrap();
-        assert_eq!(sanitised.as_str(), "balltxt");
         let err = serde_json::from_str::<BucketId>("\"a/b\"").unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("bucket id contains a path separator"));
+        assert!(err.to_string().contains("bucket id \"a/b\""), "{err}");
+        assert!(serde_json::from_str::<Key>("\"a\\u0000b\"").is_err());
         assert!(serde_json::from_str::<Key>("12").is_err());
     }
 
@@ -706,15 +810,26 @@ mod tests {
         }
 
         #[test]
-        fn validate_never_panics_and_is_idempotent(s in any::<String>()) {
-            if let Ok(clean) = validate(IdKind::Key, &s) {
-                prop_assert_eq!(validate(IdKind::Key, &clean), Ok(clean.clone()));
-                prop_assert!(!clean.contains(['/', '\\', '.']));
+        fn validate_never_panics_and_keeps_ids(s in any::<String>()) {
+            if let Ok(kept) = validate(IdKind::Key, &s) {
+                prop_assert_eq!(kept, s.as_str());
+                prop_assert!(!kept.chars().any(char::is_control));
             }
         }
 
         #[test]
-        fn chunk_key_round_trip(ball in "[a-zA-Z0-9][-_a-zA-Z0-9]{0,20}", i in any::<u64>()) {
+        fn sanitised_ids_are_valid(s in "\\PC{0,64}") {
+            let clean = sanitize(&s);
+            if !clean.is_empty() {
+                prop_assert!(validate(IdKind::Ball, &clean).is_ok());
+                if clean.len() <= MAX_BUCKET_ID_LEN {
+                    prop_assert!(validate(IdKind::Bucket, &clean).is_ok());
+                }
+            }
+        }
+
+        #[test]
+        fn chunk_key_round_trip(ball in "\\PC{1,40}", i in any::<u64>()) {
             let key = chunk_key(&ball, i);
             prop_assert_eq!(split_chunk_key(&key), Some((ball.as_str(), i)));
         }

@@ -327,8 +327,13 @@ async fn errors_missing_and_hostile() {
         c.get_bytes("nothing", "here").await,
         Err(Error::NotFound { .. })
     ));
+    // A path-like id is an ordinary name: not found, and nothing outside is looked at.
     assert!(matches!(
         c.get_bytes("b", "../../etc/passwd").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        c.get_bytes("b", "..").await,
         Err(Error::InvalidId(_))
     ));
     assert!(matches!(
@@ -370,4 +375,87 @@ async fn a_router_stopped_mid_run_fails_over_to_the_other() {
     work.unwrap();
     let m = c.metrics();
     assert!(m.routers.iter().map(|r| r.requests).sum::<u64>() > 0);
+}
+
+/// Keys as users write them (issue 16): every one is stored under exactly its own name,
+/// comes back with its own bytes, is listed as given, and none collides with another or
+/// puts a file outside the cluster's data directory.
+#[tokio::test]
+async fn keys_are_kept_exactly_as_written() {
+    let (cluster, c) = cluster(2).await;
+    let outside = tempfile::tempdir().unwrap();
+    let escape = outside.path().join("escaped");
+    let longest = "k".repeat(1024);
+    let cjk_longest = format!("{}a", "日".repeat(341)); // 1,024 bytes in 342 characters
+    let escape_text = format!("../../../../../../..{}", escape.display());
+    let names: Vec<&str> = vec![
+        "img1.jpg",
+        "dir/sub/a.b",
+        "日本.txt",
+        "中文.txt",
+        "a.b",
+        "a-b",
+        "a/b",
+        "a_b",
+        "ab",
+        "a b",
+        "/leading",
+        "trailing/",
+        "a//b",
+        "...",
+        "a/../b",
+        "../../etc/passwd",
+        &escape_text,
+        "back\\slash",
+        "%2F",
+        "q?x=1&y=2#frag",
+        "emoji 🎉.png",
+        "metadata.json",
+        &longest,
+        &cjk_longest,
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let bytes = format!("ball {i}: {name}").into_bytes();
+        let opts = PutOptions::default().with_chunk_size(8);
+        let put = c.put_bytes("keys", name, bytes, opts).await;
+        let put = put.unwrap_or_else(|e| panic!("put {name:?}: {e}"));
+        assert_eq!(put.ball_id, *name);
+    }
+    for (i, name) in names.iter().enumerate() {
+        let got = c.get_bytes("keys", name).await;
+        let got = got.unwrap_or_else(|e| panic!("get {name:?}: {e}"));
+        assert_eq!(got.data, format!("ball {i}: {name}").as_bytes(), "{name:?}");
+    }
+    let listed: Vec<String> = c.bucket("keys").await.unwrap().balls.into_keys().collect();
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(!escape.exists(), "a key wrote outside the data directory");
+    // Peers name files by a hash of bucket and key: no id reaches the file system.
+    let mut pending = vec![cluster.data_dir().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            for id in ["img1", "passwd", "日本", "escaped", "sub"] {
+                assert!(!name.contains(id), "{} names a key", path.display());
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0);
+    c.delete("keys", "a/b").await.unwrap();
+    assert!(matches!(
+        c.get_bytes("keys", "a/b").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        c.get_bytes("keys", "a.b").await.unwrap().data,
+        &b"ball 4: a.b"[..]
+    );
 }

@@ -186,35 +186,35 @@ async fn round_trip_with_tags_and_chunking() {
         .with_tag("num_chunks", "99")
         .with_tag("index", "7");
     let put = c
-        .put_bytes("My Bucket", "ball.v1", bytes.clone(), opts)
+        .put_bytes("My_Bucket", "dir/ball.v1", bytes.clone(), opts)
         .await
         .unwrap();
     assert_eq!(
         (put.bucket_id.as_str(), put.ball_id.as_str()),
-        ("MyBucket", "ballv1")
+        ("My_Bucket", "dir/ball.v1")
     );
     assert_eq!((put.size, put.num_chunks), (25_000, 2));
     assert_eq!(put.full_checksum, sha256_hex(&bytes));
     assert_eq!(put.replicas.len(), 2);
-    assert_eq!(router.keys("MyBucket"), ["ballv1_0", "ballv1_1"]);
+    assert_eq!(router.keys("My_Bucket"), ["dir/ball.v1_0", "dir/ball.v1_1"]);
     // In-memory rule: the 5 000-byte tail joins the previous chunk. System tags win.
-    let m1 = router.metadata("MyBucket", "ballv1_1").unwrap();
+    let m1 = router.metadata("My_Bucket", "dir/ball.v1_1").unwrap();
     assert_eq!(m1.size, 15_000);
     assert_eq!(m1.tag("index"), Some("1"));
     assert_eq!(m1.tag("num_chunks"), Some("2"));
     assert_eq!(m1.tag("chunk_size"), Some("15000"));
-    assert_eq!(m1.tag("group_id"), Some("ballv1"));
+    assert_eq!(m1.tag("group_id"), Some("dir/ball.v1"));
     assert_eq!(m1.tag("extension"), Some("bin"));
     assert_eq!(m1.full_checksum(), Some(put.full_checksum.as_str()));
     assert_eq!(m1.checksum, sha256_hex(&bytes[10_000..]));
     assert_eq!(m1.producer_id, "fault-tests");
     assert!(m1.updated_at() > 0);
-    // The same sanitised ids on the way back.
-    let got = c.get_bytes("My Bucket", "ball.v1").await.unwrap();
+    // The same ids, exactly as given, on the way back.
+    let got = c.get_bytes("My_Bucket", "dir/ball.v1").await.unwrap();
     assert_eq!(got.data, bytes);
     assert_eq!(got.chunks.len(), 2);
-    let (chunk, meta) = c.get_chunk("MyBucket", "ballv1", 1).await.unwrap();
-    assert_eq!((chunk.len(), meta.key.as_str()), (15_000, "ballv1_1"));
+    let (chunk, meta) = c.get_chunk("My_Bucket", "dir/ball.v1", 1).await.unwrap();
+    assert_eq!((chunk.len(), meta.key.as_str()), (15_000, "dir/ball.v1_1"));
     let metrics = c.metrics();
     assert_eq!(metrics.bytes_up, 25_000);
     assert_eq!(metrics.bytes_down, 25_000 + 15_000);
@@ -468,13 +468,16 @@ async fn progress_of_a_get_counts_every_chunk() {
 async fn hostile_ids_are_refused_before_any_request() {
     let router = FakeRouter::start(1, None).await;
     let c = client(&router.uri());
+    let too_long = "x".repeat(1025);
     for (bucket, ball) in [
-        ("b", "../etc"),
+        ("b", ".."),
         ("..", "k"),
         ("b", ""),
         ("b", "a\0b"),
+        ("b", "line\nbreak"),
         ("b/c", "k"),
-        ("b", "___"),
+        ("My Bucket", "k"),
+        ("b", too_long.as_str()),
     ] {
         let put = c.put_bytes(bucket, ball, "x", PutOptions::default()).await;
         assert!(
@@ -493,7 +496,7 @@ async fn hostile_ids_are_refused_before_any_request() {
         assert!(matches!(items.as_slice(), [Err(Error::InvalidId(_))]));
     }
     assert!(matches!(
-        c.metadata("b", &"k".repeat(300)).await,
+        c.metadata("b", &"k".repeat(1100)).await,
         Err(Error::InvalidId(_))
     ));
     assert_eq!(router.server.requests().len(), 0);

@@ -41,8 +41,8 @@ async fn a_file_is_planned_hashed_and_tagged_like_the_python_client() {
     assert_eq!(digest.chunk_checksums.len(), 4);
 
     let bucket = BucketId::new("my-bucket").unwrap();
-    let ball = BallId::new("data.bin").unwrap(); // sanitised the same on put and get
-    assert_eq!(ball.as_str(), "databin");
+    let ball = BallId::new("data.bin").unwrap(); // kept as given, on put and get
+    assert_eq!(ball.as_str(), "data.bin");
     let plan = ChunkPlan::file(data.len() as u64, chunk_size).unwrap();
     let metas: Vec<Metadata> = plan
         .iter()
@@ -70,7 +70,7 @@ async fn a_file_is_planned_hashed_and_tagged_like_the_python_client() {
     // A "10kb" chunk is exactly 10000 bytes (reference §13, get test).
     assert_eq!(metas[1].size, 10_000);
     assert_eq!(metas[1].index(), Some(1));
-    assert_eq!(split_chunk_key(&metas[3].key), Some(("databin", 3)));
+    assert_eq!(split_chunk_key(&metas[3].key), Some(("data.bin", 3)));
     for (m, c) in metas.iter().zip(&digest.chunk_checksums) {
         assert_eq!(&m.checksum, c);
         assert_eq!(m.num_chunks(), Some(4));

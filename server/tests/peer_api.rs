@@ -388,15 +388,15 @@ async fn hostile_names_are_refused_with_json_400() {
     let paths = [
         "/api/v4/buckets/%2E%2E/k".to_string(),
         "/api/v4/buckets/b/%2E%2E".to_string(),
-        "/api/v4/buckets/b/a%2Fb".to_string(),
-        "/api/v4/buckets/b/a%5Cb".to_string(),
         "/api/v4/buckets/b/a%00b".to_string(),
+        "/api/v4/buckets/b/a%0Ab".to_string(),
+        "/api/v4/buckets/a%2Fb/k".to_string(),
+        "/api/v4/buckets/My%20Bucket/k".to_string(),
         "/api/v4/buckets/%00/k".to_string(),
         format!("/api/v4/buckets/b/{long}"),
         "/api/v4/buckets/b/metadata/%2E%2E".to_string(),
-        "/api/v4/buckets/b/metadata/a%2Fb/group".to_string(),
-        "/api/v4/buckets/b/a%2Fb/size".to_string(),
-        "/api/v4/buckets/b/___".to_string(),
+        "/api/v4/buckets/b/metadata/%2E/group".to_string(),
+        "/api/v4/buckets/b/%09/size".to_string(),
         "/api/v4/buckets/b/%FF".to_string(),
     ];
     for path in &paths {
@@ -418,9 +418,10 @@ async fn hostile_names_are_refused_with_json_400() {
 
     // Hostile ids in the put body.
     for (field, value) in [
-        ("key", "../etc"),
-        ("key", "a/b"),
+        ("key", ".."),
+        ("key", "a\nb"),
         ("ball_id", ".."),
+        ("bucket_id", "a/b"),
         ("bucket_id", "a\u{0}b"),
     ] {
         let mut body = metadata_body("b", "fine", b"x");
@@ -434,14 +435,15 @@ async fn hostile_names_are_refused_with_json_400() {
     let (status, _) = p.put_metadata_json("b", body, &[]).await;
     assert_eq!(status, 400);
 
-    // Sanitised names are the same object on put and get.
-    p.put("b", "ball.txt", b"sanitised").await;
-    assert_eq!(
-        p.get_bytes("b", "balltxt").await,
-        (200, b"sanitised".to_vec())
-    );
+    // Names are kept as given: `ball.txt` and the Python client's `balltxt` are two objects.
+    p.put("b", "ball.txt", b"as given").await;
+    p.put("b", "balltxt", b"sanitised").await;
     assert_eq!(
         p.get_bytes("b", "ball.txt").await,
+        (200, b"as given".to_vec())
+    );
+    assert_eq!(
+        p.get_bytes("b", "balltxt").await,
         (200, b"sanitised".to_vec())
     );
     // Nothing escaped the data directory.

@@ -27,15 +27,15 @@ async fn router_hostile_names_are_refused_with_400() {
     let paths = [
         "/api/v4/buckets/b/%2E%2E".to_string(),
         "/api/v4/buckets/%2E%2E/k".to_string(),
-        "/api/v4/buckets/b/a%2Fb".to_string(),
         "/api/v4/buckets/b/a%00b".to_string(),
-        "/api/v4/buckets/b/a%5Cb".to_string(),
+        "/api/v4/buckets/b/a%0Db".to_string(),
+        "/api/v4/buckets/a%2Fb/k".to_string(),
         format!("/api/v4/buckets/b/{long}"),
         "/api/v4/buckets/b/metadata/%2E%2E".to_string(),
         "/api/v4/buckets/b/%2E%2E/size".to_string(),
         "/api/v4/buckets/b/%2E%2E/merge".to_string(),
         "/api/v4/buckets/b/metadata/%2E%2E/chunks".to_string(),
-        "/api/v4/buckets/b/%21%21%21".to_string(),
+        "/api/v4/buckets/-b-/k".to_string(),
     ];
     for path in &paths {
         let (status, body) = raw_request(&addr(&r), "GET", path, "", b"").await;
@@ -44,7 +44,7 @@ async fn router_hostile_names_are_refused_with_400() {
         assert!(v["detail"].is_string(), "{path}: {body}");
     }
     for (method, path) in [
-        ("DELETE", "/api/v4/buckets/b/a%2Fb"),
+        ("DELETE", "/api/v4/buckets/b/a%0Ab"),
         ("DELETE", "/api/v4/buckets/b/bid/%2E%2E"),
         ("POST", "/api/v4/buckets/b/%2E%2E/disable"),
     ] {
@@ -53,9 +53,10 @@ async fn router_hostile_names_are_refused_with_400() {
     }
     // Hostile ids in a body.
     for (bucket, key) in [
-        ("b", "../x"),
-        ("b", "a/b"),
+        ("b", ".."),
+        ("b", "a\rb"),
         ("b", "a\u{0}b"),
+        ("-b", "k"),
         ("b", long.as_str()),
     ] {
         let resp = r.put_metadata_raw(bucket, key, b"abc", 1, json!({})).await;

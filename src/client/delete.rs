@@ -10,7 +10,7 @@ use super::options::DeleteBucketResult;
 use super::put::ball_ids;
 use super::retry::{self, CallSpec};
 use super::{paths, Client};
-use crate::id::{validate, IdKind};
+use crate::id::{BucketId, Key};
 use crate::model::{BallMetadata, DeletedByBallIdResponse, DeletedByKeyResponse};
 use crate::Error;
 
@@ -71,7 +71,10 @@ impl Client {
             n_deletes,
             response_time = started.elapsed().as_secs_f64(),
         );
-        Ok(DeletedByBallIdResponse { n_deletes, ball_id })
+        Ok(DeletedByBallIdResponse {
+            n_deletes,
+            ball_id: ball_id.into_inner(),
+        })
     }
 
     /// R6 then R8 per chunk key; a missing ball deletes nothing.
@@ -191,8 +194,8 @@ impl Client {
     /// # }
     /// ```
     pub async fn disable(&self, bucket: &str, key: &str) -> Result<(), Error> {
-        let bucket = validate(IdKind::Bucket, bucket)?;
-        let key = validate(IdKind::Key, key)?;
+        let bucket = BucketId::new(bucket)?;
+        let key = Key::new(key)?;
         let inner = &self.inner;
         let spec = CallSpec {
             event: "DISABLE",

@@ -20,7 +20,7 @@ use super::put::ball_ids;
 use super::retry::{self, CallSpec};
 use super::{cancelled, digest, paths, Client, Inner};
 use crate::checksum::is_sha256_hex;
-use crate::id::{chunk_key, validate, IdKind};
+use crate::id::{chunk_key, BucketId, Key};
 use crate::model::{metadata_header, GetMetadataResponse, Metadata};
 use crate::routers::RouterState;
 use crate::Error;
@@ -250,8 +250,8 @@ impl Client {
     /// # }
     /// ```
     pub async fn metadata(&self, bucket: &str, key: &str) -> Result<GetMetadataResponse, Error> {
-        let bucket = validate(IdKind::Bucket, bucket)?;
-        let key = validate(IdKind::Key, key)?;
+        let bucket = BucketId::new(bucket)?;
+        let key = Key::new(key)?;
         self.inner.fetch_metadata(&bucket, &key, None).await
     }
 }

@@ -12,7 +12,7 @@ use super::options::{GetOptions, Hooks, Progress};
 use super::put::ball_ids;
 use super::{cancelled, digest, Client};
 use crate::checksum::{is_sha256_hex, Sha256Stream};
-use crate::id::chunk_key;
+use crate::id::{chunk_key, BallId, BucketId};
 use crate::xolo::seal::Opener;
 use crate::Error;
 
@@ -39,8 +39,8 @@ struct Running {
 
 struct StreamState {
     client: Client,
-    bucket: String,
-    ball_id: String,
+    bucket: BucketId,
+    ball_id: BallId,
     ahead: usize,
     hooks: Hooks,
     cancel: CancellationToken,
@@ -119,8 +119,8 @@ impl Client {
     /// `ahead` at a time.
     fn ordered_chunks(
         &self,
-        bucket: String,
-        ball_id: String,
+        bucket: BucketId,
+        ball_id: BallId,
         chunk0: FetchedChunk,
         n: u64,
         ahead: usize,

@@ -7,7 +7,7 @@ use super::put::ball_ids;
 use super::retry::{self, CallSpec};
 use super::{paths, Client};
 use crate::ball::{Ball, Bucket};
-use crate::id::{validate, IdKind};
+use crate::id::BucketId;
 use crate::model::{BallMetadata, RouterBucketMetadata};
 use crate::Error;
 
@@ -83,7 +83,7 @@ impl Client {
     /// ```
     pub async fn bucket(&self, bucket: &str) -> Result<Bucket, Error> {
         let started = Instant::now();
-        let bucket = validate(IdKind::Bucket, bucket)?;
+        let bucket = BucketId::new(bucket)?;
         let mut records = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -141,7 +141,7 @@ impl Client {
         limit: usize,
         continuation_token: Option<&str>,
     ) -> Result<RouterBucketMetadata, Error> {
-        let bucket = validate(IdKind::Bucket, bucket)?;
+        let bucket = BucketId::new(bucket)?;
         let spec = CallSpec {
             event: "GET.BUCKET.PAGE",
             bucket: &bucket,

@@ -1,24 +1,10 @@
 //! URL paths of the router API (reference §2.1), with every segment percent-encoded.
 //!
-//! Ids are sanitised before they get here, so encoding rarely changes anything; it is done
-//! anyway (as httpx does: a space becomes `%20`) so that no id, task id or key can ever add a
-//! path segment or a query.
+//! Ball ids may hold `/`, spaces and any script, so every segment goes through
+//! [`crate::id::url_segment`]: an id stays one segment and can never add a query.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
+pub(crate) use crate::id::url_segment as segment;
 use crate::routers::RouterState;
-
-/// Everything but the RFC 3986 unreserved characters is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// One path segment, percent-encoded.
-pub(crate) fn segment(raw: &str) -> String {
-    utf8_percent_encode(raw, SEGMENT).to_string()
-}
 
 /// `{base}/api/v{n}{path}` on `router`.
 pub(crate) fn url(router: &RouterState, path: &str) -> String {

@@ -27,7 +27,7 @@ use super::{cancelled, digest, paths, Client, Inner};
 use crate::blocking;
 use crate::checksum::{digest_bytes, digest_file, BallDigest};
 use crate::chunking::{ChunkPlan, ChunkRange};
-use crate::id::{chunk_key, validate, IdKind};
+use crate::id::{chunk_key, BallId, BucketId};
 use crate::model::{
     DeletedByBallIdResponse, DeletedByKeyResponse, ErrorBody, GetMetadataResponse,
     NoAvailablePeersDetail, PutMetadataRequest, PutMetadataResponse, RouterPutChunkedResponse,
@@ -41,8 +41,8 @@ const OCTET_STREAM: &str = "application/octet-stream";
 
 /// A ball ready to go up: ids checked, plan made, full checksum known.
 struct BallPlan {
-    bucket: String,
-    ball_id: String,
+    bucket: BucketId,
+    ball_id: BallId,
     plan: ChunkPlan,
     full_checksum: String,
     /// Per-chunk checksums when known up front; otherwise computed as each chunk is read.
@@ -55,8 +55,8 @@ struct BallPlan {
 impl BallPlan {
     /// A ball hashed in full before its upload: its checksum and every chunk's are known.
     fn hashed(
-        bucket: String,
-        ball_id: String,
+        bucket: BucketId,
+        ball_id: BallId,
         plan: ChunkPlan,
         digest: BallDigest,
         source: ChunkSource,
@@ -286,8 +286,8 @@ impl Client {
     /// it goes up (see `client::encryption`).
     async fn put_sealed(
         &self,
-        bucket: String,
-        ball_id: String,
+        bucket: BucketId,
+        ball_id: BallId,
         plain: ChunkSource,
         plain_len: u64,
         opts: PutOptions,
@@ -326,12 +326,9 @@ impl Client {
     }
 }
 
-/// Validates and sanitises a bucket id and a ball id.
-pub(crate) fn ball_ids(bucket: &str, ball_id: &str) -> Result<(String, String), Error> {
-    Ok((
-        validate(IdKind::Bucket, bucket)?,
-        validate(IdKind::Ball, ball_id)?,
-    ))
+/// Checks a bucket id and a ball id.
+pub(crate) fn ball_ids(bucket: &str, ball_id: &str) -> Result<(BucketId, BallId), Error> {
+    Ok((BucketId::new(bucket)?, BallId::new(ball_id)?))
 }
 
 fn len_u64(n: usize) -> u64 {
@@ -343,8 +340,8 @@ fn len_u64(n: usize) -> u64 {
 /// runtime, because `Drop` cannot await.
 struct CleanupOnDrop {
     inner: Arc<Inner>,
-    bucket: String,
-    ball_id: String,
+    bucket: BucketId,
+    ball_id: BallId,
     state: Arc<Mutex<PutState>>,
     armed: bool,
 }
@@ -365,8 +362,8 @@ impl Drop for CleanupOnDrop {
             return;
         };
         let inner = Arc::clone(&self.inner);
-        let bucket = std::mem::take(&mut self.bucket);
-        let ball_id = std::mem::take(&mut self.ball_id);
+        let bucket = self.bucket.clone();
+        let ball_id = self.ball_id.clone();
         tracing::warn!(event = "PUT.DROPPED", bucket_id = %bucket, key = %ball_id);
         runtime.spawn(async move {
             inner.cleanup(&bucket, &ball_id, created, preexisting).await;
@@ -452,8 +449,8 @@ impl Inner {
             response_time = elapsed.as_secs_f64(),
         );
         Ok(PutResult {
-            bucket_id: ball.bucket.clone(),
-            ball_id: ball.ball_id.clone(),
+            bucket_id: ball.bucket.to_string(),
+            ball_id: ball.ball_id.to_string(),
             size: ball.plan.total_len(),
             num_chunks: ball.plan.num_chunks(),
             full_checksum: ball.full_checksum.clone(),
@@ -494,9 +491,9 @@ impl Inner {
             updated_at_ms,
         };
         let request = PutMetadataRequest {
-            bucket_id: ball.bucket.clone(),
+            bucket_id: ball.bucket.to_string(),
             key: key.clone(),
-            ball_id: ball.ball_id.clone(),
+            ball_id: ball.ball_id.to_string(),
             checksum: checksum.clone(),
             size: range.len,
             producer_id: self.config.client_id.clone(),

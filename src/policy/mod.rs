@@ -316,7 +316,10 @@ pub struct AvailabilityPolicy {
 /// assert_eq!(WhatItem::parse("cubeta.red_file"), Some(WhatItem::Ball {
 ///     bucket: "cubeta".into(), ball: "red_file".into() }));
 /// assert_eq!(WhatItem::parse("cubeta"), Some(WhatItem::Bucket("cubeta".into())));
-/// assert_eq!(WhatItem::parse("a.b.c"), None);
+/// // The first `.` ends the bucket: ball ids may hold dots.
+/// assert_eq!(WhatItem::parse("cubeta.img1.jpg"), Some(WhatItem::Ball {
+///     bucket: "cubeta".into(), ball: "img1.jpg".into() }));
+/// assert_eq!(WhatItem::parse("a/b"), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WhatItem {

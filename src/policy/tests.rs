@@ -298,7 +298,7 @@ who: p.z
 what:
     - bk.ball
     - bk.ball
-    - a.b.c
+    - x..
     - _x
 where:
     - p.a
@@ -330,7 +330,7 @@ when:
                 }
             ),
             (11, K::DuplicateWhat("bk.ball".into())),
-            (12, K::BadWhat("a.b.c".into())),
+            (12, K::BadWhat("x..".into())),
             (13, K::BadWhat("_x".into())),
             (16, K::DuplicatePeer("p.a".into())),
             (

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use job::{ByteStream, EnqueueError, GetDestination, GetJob, JobOutput, PutJob, PutSource};
 pub use status::{TaskCounts, TaskKind, TaskProgress, TaskState, TaskStatus, TaskSummary};
 
-use crate::id::{validate, IdKind, TaskId};
+use crate::id::{BallId, BucketId, TaskId};
 use crate::{Client, ClientMetrics, Error};
 use status::StatusTable;
 use supervisor::{Counters, Queued, Shared};
@@ -412,7 +412,7 @@ impl AsyncClient {
 }
 
 fn check_ids(bucket: &str, ball: &str) -> Result<(), Error> {
-    validate(IdKind::Bucket, bucket)?;
-    validate(IdKind::Ball, ball)?;
+    BucketId::new(bucket)?;
+    BallId::new(ball)?;
     Ok(())
 }

@@ -90,7 +90,11 @@ fn segments(path: &str) -> Vec<String> {
     let path = path.split('?').next().unwrap_or("");
     path.trim_start_matches('/')
         .split('/')
-        .map(|s| s.replace("%20", " "))
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect()
 }
 

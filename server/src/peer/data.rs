@@ -1,5 +1,6 @@
 //! Data endpoints: uploads (PD1 multipart, PD2 streamed), reads (PD3) and deletes (PD4, PD5).
 
+use mictlanx::id::{BallId, BucketId, Key};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -115,12 +116,10 @@ pub(crate) async fn upload_multipart(
 /// PD3 `GET /api/v4/buckets/{bucket_id}/{key}`: the bytes, whole (200) or one range (206).
 pub(crate) async fn get(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let read = match st
         .store
         .read(&bucket_id, &key, input::range(&headers))
@@ -137,7 +136,7 @@ pub(crate) async fn get(
         }
         Err(e) => {
             if e.is_client_error() {
-                tracing::debug!(event = "GET.REFUSED", bucket_id, key, reason = %e);
+                tracing::debug!(event = "GET.REFUSED", %bucket_id, %key, reason = %e);
             }
             return Err(e.into());
         }
@@ -145,8 +144,8 @@ pub(crate) async fn get(
     let rec = &read.record;
     tracing::info!(
         event = "GET",
-        bucket_id,
-        key,
+        %bucket_id,
+        %key,
         size = rec.stored_size,
         range = ?read.range.map(|r| (r.start, r.end)),
         response_time = elapsed_ms(started),
@@ -200,12 +199,10 @@ fn n_deletes(n: u64) -> [(HeaderName, HeaderValue); 1] {
 /// ignored (a delete is always complete).
 pub(crate) async fn delete_key(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let n = match input::task_id_header(&headers) {
         // A router withdrawing its announcement: only that pending upload goes.
         Some(task_id) => {
@@ -223,8 +220,8 @@ pub(crate) async fn delete_key(
     };
     tracing::info!(
         event = "DELETE",
-        bucket_id,
-        key,
+        %bucket_id,
+        %key,
         n_deletes = n,
         response_time = elapsed_ms(started),
     );
@@ -234,7 +231,7 @@ pub(crate) async fn delete_key(
     }
     let body = DeletedByKeyResponse {
         n_deletes: i64::try_from(n).unwrap_or(i64::MAX),
-        key,
+        key: key.to_string(),
     };
     Ok((n_deletes(n), ApiJson(body)).into_response())
 }
@@ -244,15 +241,13 @@ pub(crate) async fn delete_key(
 /// replica has applied the delete (tombstone collection, see `router::repair`).
 pub(crate) async fn purge_tombstone(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let version = Version::from_headers(&headers)
         .ok_or_else(|| ApiError::bad_request("X-Mictlanx-Version is required"))?;
     if st.store.purge_tombstone(&bucket_id, &key, version).await? {
-        tracing::info!(event = "TOMBSTONE.PURGED", bucket_id, key, %version);
+        tracing::info!(event = "TOMBSTONE.PURGED", %bucket_id, %key, %version);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -264,12 +259,10 @@ pub(crate) async fn purge_tombstone(
 /// PD5 `DELETE /api/v4/buckets/{bucket_id}/bid/{ball_id}`: 200 even when nothing matched.
 pub(crate) async fn delete_ball(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, ball_id)): ApiPath<(BucketId, BallId)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let ball_id = input::ball_id(&ball_raw)?;
     let version = Version::from_headers(&headers);
     let n = st
         .store
@@ -277,14 +270,14 @@ pub(crate) async fn delete_ball(
         .await?;
     tracing::info!(
         event = "DELETE.BALL",
-        bucket_id,
-        ball_id,
+        %bucket_id,
+        %ball_id,
         n_deletes = n,
         response_time = elapsed_ms(started),
     );
     let body = DeletedByBallIdResponse {
         n_deletes: i64::try_from(n).unwrap_or(i64::MAX),
-        ball_id,
+        ball_id: ball_id.to_string(),
     };
     Ok((n_deletes(n), ApiJson(body)).into_response())
 }

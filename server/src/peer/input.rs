@@ -1,29 +1,15 @@
-//! Validating what callers send: ids from paths and bodies, and the request headers the peer
-//! understands (`Task-Id`, `Update`, `Range`). Unknown headers are never looked at.
+//! Validating what callers send besides ids (those are checked by the `mictlanx::id`
+//! newtypes the paths and bodies deserialise into): reserved names, task ids, and the request
+//! headers the peer understands (`Task-Id`, `Update`, `Range`). Unknown headers are never
+//! looked at.
 
 use axum::http::{header, HeaderMap};
-use mictlanx::id::{validate, IdKind};
 
 use crate::error::ApiError;
 use crate::storage::{parse_range, RangeSpec};
 
 /// Longest task id accepted from a `Task-Id` header or a path.
 const MAX_TASK_ID_LEN: usize = 128;
-
-/// A bucket id, validated and sanitised (400 for hostile names).
-pub(crate) fn bucket_id(raw: &str) -> Result<String, ApiError> {
-    Ok(validate(IdKind::Bucket, raw)?)
-}
-
-/// A key, validated and sanitised.
-pub(crate) fn key(raw: &str) -> Result<String, ApiError> {
-    Ok(validate(IdKind::Key, raw)?)
-}
-
-/// A ball id, validated and sanitised.
-pub(crate) fn ball_id(raw: &str) -> Result<String, ApiError> {
-    Ok(validate(IdKind::Ball, raw)?)
-}
 
 /// Keys the peer's URL scheme cannot address: `GET .../{bucket}/metadata` is the bucket
 /// listing, and `.../{bucket}/bid/...` is the delete-by-ball route, so objects with these
@@ -137,12 +123,13 @@ mod tests {
     }
 
     #[test]
-    fn hostile_ids_are_refused() {
+    fn refused_ids_are_bad_requests() {
+        use mictlanx::id::{BucketId, Key};
         for raw in ["..", "a/b", "a\0b", &"x".repeat(10_000)] {
-            let e = bucket_id(raw).unwrap_err();
+            let e = ApiError::from(BucketId::new(raw).unwrap_err());
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{raw:?}");
         }
-        assert_eq!(key("ball.txt").unwrap(), "balltxt");
+        assert_eq!(Key::new("ball.txt").unwrap(), *"ball.txt");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! [`ListingGate`](crate::paging::ListingGate), answers one page for `limit` /
 //! `continuation_token`, and streams the whole listing a page at a time otherwise.
 
+use mictlanx::id::BucketId;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -10,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use mictlanx::model::{BallBasicData, BallLocations, BallSizeTuple, NodeInfo, PeerBucketMetadata};
 use serde::Serialize;
 
-use super::input;
 use super::state::PeerState;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::paging::{encode_token, page_headers, JsonStream, ListMode, ListQuery, MAX_LIMIT};
@@ -178,10 +178,9 @@ pub(crate) async fn peers_state(
 /// the body; the whole listing streams its records and then their versions.
 pub(crate) async fn bucket(
     State(st): State<PeerState>,
-    ApiPath(bucket_raw): ApiPath<String>,
+    ApiPath(bucket_id): ApiPath<BucketId>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
     let mode = q.mode()?;
     let slot = st.listings.enter().await?;
     let (after, limit, whole) = match mode {

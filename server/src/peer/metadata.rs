@@ -1,6 +1,7 @@
 //! Metadata endpoints: put (PM1), get (PM2), ball group and chunks (PM4, PM5), size (PM6)
 //! and disable (PM7); the bucket listing (PM3) is in `listings`.
 
+use mictlanx::id::{BallId, BucketId, Key};
 use std::time::Instant;
 
 use axum::extract::State;
@@ -23,40 +24,39 @@ pub(crate) const STATE_HEADER: HeaderName = HeaderName::from_static("x-mictlanx-
 /// PM1 `POST /api/v4/buckets/{bucket_id}/metadata`.
 pub(crate) async fn put(
     State(st): State<PeerState>,
-    ApiPath(bucket_raw): ApiPath<String>,
+    ApiPath(bucket_id): ApiPath<BucketId>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<PeerPutMetadataRequest>,
 ) -> Result<ApiJson<PeerPutMetadataResponse>, ApiError> {
     let started = Instant::now();
-    let bucket_id = input::bucket_id(&bucket_raw)?;
     let body_bucket = if req.bucket_id.is_empty() {
         bucket_id.clone()
     } else {
-        input::bucket_id(&req.bucket_id)?
+        BucketId::new(req.bucket_id)?
     };
     if body_bucket != bucket_id {
         return Err(ApiError::bad_request(format!(
             "Bucket ID mismatch: {bucket_id} != {body_bucket}"
         )));
     }
-    let key = input::key(&req.key)?;
+    let key = Key::new(req.key)?;
     input::addressable(&bucket_id, &key)?;
     // An empty ball id makes the key a ball of its own, as a single-chunk put would.
     let ball_id = if req.ball_id.is_empty() {
-        key.clone()
+        key.to_string()
     } else {
-        input::ball_id(&req.ball_id)?
+        BallId::new(req.ball_id)?.into_inner()
     };
     let size = req.size;
     let metadata = Metadata {
-        key: key.clone(),
+        key: key.to_string(),
         size,
         checksum: req.checksum,
         tags: req.tags,
         content_type: req.content_type,
         producer_id: req.producer_id,
         ball_id,
-        bucket_id: bucket_id.clone(),
+        bucket_id: bucket_id.to_string(),
         is_disabled: req.is_disable,
     };
     let outcome = st
@@ -70,19 +70,19 @@ pub(crate) async fn put(
         })
         .await
         .inspect_err(|e| {
-            tracing::debug!(event = "PUT.METADATA.REFUSED", bucket_id, key, size, reason = %e);
+            tracing::debug!(event = "PUT.METADATA.REFUSED", %bucket_id, %key, size, reason = %e);
         })?;
     let service_time = elapsed_ms(started);
     tracing::info!(
         event = "PUT.METADATA",
-        bucket_id,
-        key,
+        %bucket_id,
+        %key,
         size,
         task_id = outcome.task_id(),
         response_time = service_time,
     );
     Ok(ApiJson(PeerPutMetadataResponse {
-        key,
+        key: key.to_string(),
         service_time,
         task_id: outcome.task_id().to_string(),
         node_id: st.id.to_string(),
@@ -92,18 +92,16 @@ pub(crate) async fn put(
 /// PM2 `GET /api/v4/buckets/{bucket_id}/metadata/{key}`.
 pub(crate) async fn get(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let (metadata, state, version) = match st.store.key_state(&bucket_id, &key).await? {
         KeyState::Committed(rec) => (rec.metadata, "committed", rec.version),
         KeyState::Pending(rec) => (rec.metadata, "pending", rec.version),
         KeyState::Deleted(t) => {
             return Err(StoreError::Deleted {
-                bucket_id,
-                key,
+                bucket_id: bucket_id.to_string(),
+                key: key.to_string(),
                 version: t.version,
             }
             .into())
@@ -128,30 +126,17 @@ pub(crate) async fn get(
         .into_response())
 }
 
-async fn ball_of(
-    st: &PeerState,
-    bucket_raw: &str,
-    ball_raw: &str,
-) -> Result<(String, String, Vec<Metadata>), ApiError> {
-    let bucket_id = input::bucket_id(bucket_raw)?;
-    let ball_id = input::ball_id(ball_raw)?;
-    let balls = st.store.ball_metadata(&bucket_id, &ball_id).await?;
-    Ok((bucket_id, ball_id, balls))
-}
-
 /// PM4 `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/group`. Empty when unknown.
 pub(crate) async fn group(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, ball_id)): ApiPath<(BucketId, BallId)>,
 ) -> Result<ApiJson<GroupedBallResponse>, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let ball_id = input::ball_id(&ball_raw)?;
     let (objects, tombstones) = st.store.ball_state(&bucket_id, &ball_id).await?;
     let mut balls: Vec<Metadata> = objects.iter().map(|o| o.metadata.clone()).collect();
     mictlanx::model::sort_chunks(&mut balls);
     Ok(ApiJson(GroupedBallResponse {
-        bucket_id,
-        ball_id,
+        bucket_id: bucket_id.to_string(),
+        ball_id: ball_id.to_string(),
         size: balls.iter().map(|m| m.size).sum(),
         balls,
         versions: objects
@@ -168,25 +153,23 @@ pub(crate) async fn group(
 /// PM5 `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/chunks`: PM4's list, bare.
 pub(crate) async fn chunks(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, ball_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, ball_id)): ApiPath<(BucketId, BallId)>,
 ) -> Result<ApiJson<Vec<Metadata>>, ApiError> {
-    Ok(ApiJson(ball_of(&st, &bucket_raw, &ball_raw).await?.2))
+    Ok(ApiJson(st.store.ball_metadata(&bucket_id, &ball_id).await?))
 }
 
 /// PM6 `GET /api/v4/buckets/{bucket_id}/{key}/size`: 0 when this peer holds no bytes.
 pub(crate) async fn size(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
 ) -> Result<ApiJson<SizeByKey>, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let size = match st.store.key_state(&bucket_id, &key).await? {
         KeyState::Committed(rec) => rec.stored_size,
         KeyState::Pending(_) | KeyState::Deleted(_) | KeyState::Absent => 0,
     };
     Ok(ApiJson(SizeByKey {
-        bucket_id,
-        key,
+        bucket_id: bucket_id.to_string(),
+        key: key.to_string(),
         peer_id: st.id.to_string(),
         size,
     }))
@@ -195,14 +178,12 @@ pub(crate) async fn size(
 /// PM7 `POST /api/v4/buckets/{bucket_id}/{key}/disable`.
 pub(crate) async fn disable(
     State(st): State<PeerState>,
-    ApiPath((bucket_raw, key_raw)): ApiPath<(String, String)>,
+    ApiPath((bucket_id, key)): ApiPath<(BucketId, Key)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let bucket_id = input::bucket_id(&bucket_raw)?;
-    let key = input::key(&key_raw)?;
     let version = Version::from_headers(&headers);
     if st.store.disable_at(&bucket_id, &key, version).await? {
-        tracing::info!(event = "DISABLE", bucket_id, key);
+        tracing::info!(event = "DISABLE", %bucket_id, %key);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("{bucket_id}@{key} not found")))

@@ -10,7 +10,6 @@ use mictlanx::model::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::input;
 use super::state::PeerState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 
@@ -128,7 +127,7 @@ pub(crate) async fn xversions(
     ApiQuery(q): ApiQuery<VersionsQuery>,
 ) -> Result<ApiJson<KeyVersionsPage>, ApiError> {
     let after = match (q.after_bucket, q.after_key) {
-        (Some(b), Some(k)) => Some((input::bucket_id(&b)?, input::key(&k)?)),
+        (Some(b), Some(k)) => Some((b, k)),
         (None, None) => None,
         _ => {
             return Err(ApiError::bad_request(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures::StreamExt;
+use mictlanx::id::url_segment;
 use mictlanx::model::{
     BallBasicData, ErrorBody, GetMetadataResponse, GroupedBallResponse, KeyVersionsPage,
     PeerBucketMetadata, PeerPutChunkedResponse, PeerPutMetadataRequest, PeerPutMetadataResponse,
@@ -418,7 +419,7 @@ impl PeerClient {
             .call(
                 Method::POST,
                 peer,
-                &format!("/api/v4/buckets/{bucket}/metadata"),
+                &format!("/api/v4/buckets/{}/metadata", url_segment(bucket)),
             )
             .header(TASK_ID, task_id)
             .header(UPDATE, flag_value(write.update))
@@ -440,7 +441,7 @@ impl PeerClient {
             .http
             .post(Self::url(
                 peer,
-                &format!("/api/v4/buckets/data/{task_id}/chunked"),
+                &format!("/api/v4/buckets/data/{}/chunked", url_segment(task_id)),
             ))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
@@ -456,9 +457,14 @@ impl PeerClient {
         range: Option<&HeaderValue>,
         idle: Duration,
     ) -> Result<Response, PeerError> {
-        let mut req = self
-            .http
-            .get(Self::url(peer, &format!("/api/v4/buckets/{bucket}/{key}")));
+        let mut req = self.http.get(Self::url(
+            peer,
+            &format!(
+                "/api/v4/buckets/{}/{}",
+                url_segment(bucket),
+                url_segment(key)
+            ),
+        ));
         if let Some(r) = range {
             req = req.header(reqwest::header::RANGE, r.clone());
         }
@@ -499,7 +505,11 @@ impl PeerClient {
         let req = self.call(
             Method::GET,
             peer,
-            &format!("/api/v4/buckets/{bucket}/metadata/{key}"),
+            &format!(
+                "/api/v4/buckets/{}/metadata/{}",
+                url_segment(bucket),
+                url_segment(key)
+            ),
         );
         let resp = Self::send(peer, what, req).await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -530,7 +540,10 @@ impl PeerClient {
         after: Option<&str>,
         limit: usize,
     ) -> Result<PeerBucketMetadata, PeerError> {
-        let mut path = format!("/api/v4/buckets/{bucket}/metadata?limit={limit}");
+        let mut path = format!(
+            "/api/v4/buckets/{}/metadata?limit={limit}",
+            url_segment(bucket)
+        );
         if let Some(key) = after {
             path.push_str("&continuation_token=");
             path.push_str(&crate::paging::encode_token(key));
@@ -549,7 +562,11 @@ impl PeerClient {
         let req = self.call(
             Method::GET,
             peer,
-            &format!("/api/v4/buckets/{bucket}/metadata/{ball}/group"),
+            &format!(
+                "/api/v4/buckets/{}/metadata/{}/group",
+                url_segment(bucket),
+                url_segment(ball)
+            ),
         );
         match Self::send_found(peer, what, req).await? {
             Some(resp) => Self::json(peer, what, resp).await.map(Some),
@@ -567,7 +584,11 @@ impl PeerClient {
         self.get_json(
             peer,
             "size",
-            &format!("/api/v4/buckets/{bucket}/{key}/size"),
+            &format!(
+                "/api/v4/buckets/{}/{}/size",
+                url_segment(bucket),
+                url_segment(key)
+            ),
         )
         .await
     }
@@ -595,7 +616,11 @@ impl PeerClient {
             .call(
                 Method::DELETE,
                 peer,
-                &format!("/api/v4/buckets/{bucket}/{key}"),
+                &format!(
+                    "/api/v4/buckets/{}/{}",
+                    url_segment(bucket),
+                    url_segment(key)
+                ),
             )
             .header(FORCE, flag_value(force));
         if let Some(v) = deletion.version {
@@ -625,7 +650,11 @@ impl PeerClient {
             .call(
                 Method::DELETE,
                 peer,
-                &format!("/api/v4/buckets/{bucket}/{key}"),
+                &format!(
+                    "/api/v4/buckets/{}/{}",
+                    url_segment(bucket),
+                    url_segment(key)
+                ),
             )
             .header(TASK_ID, task_id);
         Self::send_if_found(peer, what, req).await.map(|_| ())
@@ -658,7 +687,11 @@ impl PeerClient {
             .call(
                 Method::DELETE,
                 peer,
-                &format!("/api/v4/xtombstones/{bucket}/{key}"),
+                &format!(
+                    "/api/v4/xtombstones/{}/{}",
+                    url_segment(bucket),
+                    url_segment(key)
+                ),
             )
             .header(VERSION_HEADER, version.header_value());
         Self::send_if_found(peer, what, req).await
@@ -678,7 +711,11 @@ impl PeerClient {
             .call(
                 Method::DELETE,
                 peer,
-                &format!("/api/v4/buckets/{bucket}/bid/{ball}"),
+                &format!(
+                    "/api/v4/buckets/{}/bid/{}",
+                    url_segment(bucket),
+                    url_segment(ball)
+                ),
             )
             .header(FORCE, flag_value(force))
             .header(VERSION_HEADER, version.header_value());
@@ -702,7 +739,11 @@ impl PeerClient {
             .call(
                 Method::POST,
                 peer,
-                &format!("/api/v4/buckets/{bucket}/{key}/disable"),
+                &format!(
+                    "/api/v4/buckets/{}/{}/disable",
+                    url_segment(bucket),
+                    url_segment(key)
+                ),
             )
             .header(VERSION_HEADER, version.header_value());
         Self::send_if_found(peer, what, req).await

@@ -25,12 +25,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use mictlanx::id::{BucketId, Key};
 
 use crate::error::{route_not_found, ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::metrics;
 
 use super::handlers::get::ReadQuery;
-use super::handlers::{delete as del, get as read, health, list, peers, put};
+use super::handlers::{delete as del, fixed, get as read, health, list, peers, put};
 use super::state::RouterState;
 
 /// The router's HTTP API: `/api/v4/...` (R1–R13, B1, B10, the peers controller), `/health`
@@ -138,7 +139,7 @@ async fn upload_or_put_metadata_fixup(
             .map_err(|_| ApiError::too_large("The JSON body is over 2 MiB or was cut short"))?;
         let limited = Request::from_parts(parts, axum::body::Body::from(bytes));
         let ApiJson(body) = ApiJson::from_request(limited, &st).await?;
-        let answer = put::put_metadata_in(&st, "data", &headers, body).await?;
+        let answer = put::put_metadata_in(&st, &fixed("data")?, &headers, body).await?;
         return Ok(Json(answer).into_response());
     }
     let multipart: Result<Multipart, MultipartRejection> =
@@ -151,24 +152,25 @@ async fn upload_or_put_metadata_fixup(
 /// `GET /buckets/data/{key}`: R5 on bucket `data` (R7 for `data/metadata`).
 async fn get_data_bucket_fixup(
     State(st): State<RouterState>,
-    ApiPath(key): ApiPath<String>,
+    ApiPath(key): ApiPath<Key>,
     ApiQuery(query): ApiQuery<ReadQuery>,
     ApiQuery(listing): ApiQuery<crate::paging::ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if key == "metadata" {
-        return list::bucket_listing_in(&st, "data", &listing).await;
+    let bucket = fixed("data")?;
+    if key == *"metadata" {
+        return list::bucket_listing_in(&st, &bucket, &listing).await;
     }
-    read::get_object_in(&st, "data", &key, &query, &headers).await
+    read::get_object_in(&st, &bucket, &key, &query, &headers).await
 }
 
 /// `DELETE /buckets/data/{key}`: R8 on bucket `data`.
 async fn delete_data_bucket_fixup(
     State(st): State<RouterState>,
-    ApiPath(key): ApiPath<String>,
+    ApiPath(key): ApiPath<Key>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    del::delete_key_in(&st, "data", &key, &headers)
+    del::delete_key_in(&st, &fixed("data")?, &key, &headers)
         .await
         .map(|d| Json(d).into_response())
 }
@@ -176,10 +178,10 @@ async fn delete_data_bucket_fixup(
 /// `DELETE /buckets/{b}/metadata`: R8 of the key `metadata`.
 async fn delete_metadata_key_fixup(
     State(st): State<RouterState>,
-    ApiPath(bucket): ApiPath<String>,
+    ApiPath(bucket): ApiPath<BucketId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    del::delete_key_in(&st, &bucket, "metadata", &headers)
+    del::delete_key_in(&st, &bucket, &fixed("metadata")?, &headers)
         .await
         .map(|d| Json(d).into_response())
 }
@@ -187,26 +189,25 @@ async fn delete_metadata_key_fixup(
 /// `POST /buckets/{b}/metadata/disable`: R10 of the key `metadata`.
 async fn disable_metadata_key_fixup(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, String)>,
 ) -> Result<StatusCode, ApiError> {
     if key != "disable" {
         return Err(method_not_allowed().await);
     }
-    del::disable_in(&st, &bucket, "metadata").await
+    del::disable_in(&st, &bucket, &fixed("metadata")?).await
 }
 
 /// `GET /buckets/{b}/bid/size` and `/bid/merge`: B1 / B10 of the key `bid`.
 async fn bid_key_get_fixup(
     state: State<RouterState>,
-    ApiPath((bucket, what)): ApiPath<(String, String)>,
+    ApiPath((bucket, what)): ApiPath<(BucketId, String)>,
     query: ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let path = ApiPath((bucket, "bid".to_string()));
     match what.as_str() {
-        "size" => read::sizes(state, path)
+        "size" => read::sizes(state, ApiPath((bucket, fixed("bid")?)))
             .await
             .map(IntoResponse::into_response),
-        "merge" => read::merge(state, path, query).await,
+        "merge" => read::merge(state, ApiPath((bucket, fixed("bid")?)), query).await,
         _ => Err(method_not_allowed().await),
     }
 }
@@ -214,10 +215,10 @@ async fn bid_key_get_fixup(
 /// `POST /buckets/{b}/bid/disable`: R10 of the key `bid`.
 async fn bid_key_disable_fixup(
     State(st): State<RouterState>,
-    ApiPath((bucket, what)): ApiPath<(String, String)>,
+    ApiPath((bucket, what)): ApiPath<(BucketId, String)>,
 ) -> Result<StatusCode, ApiError> {
     if what != "disable" {
         return Err(method_not_allowed().await);
     }
-    del::disable_in(&st, &bucket, "bid").await
+    del::disable_in(&st, &bucket, &fixed("bid")?).await
 }

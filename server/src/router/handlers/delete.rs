@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use mictlanx::id::{validate, IdKind};
+use mictlanx::id::{BallId, BucketId, Key};
 use mictlanx::model::{DeletedByBallIdResponse, DeletedByKeyResponse};
 
 use crate::error::{ApiError, ApiPath};
@@ -22,12 +22,12 @@ use super::super::headers::{flag, FORCE};
 use super::super::lookup::{locate, places};
 use super::super::peers::PeerView;
 use super::super::state::RouterState;
-use super::{all_refused, bucket_and_key};
+use super::all_refused;
 
 /// R8 `DELETE /api/v4/buckets/{bucket_id}/{key}` (header `Force`, default 1, forwarded).
 pub(crate) async fn delete_key(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
     headers: HeaderMap,
 ) -> Result<Json<DeletedByKeyResponse>, ApiError> {
     delete_key_in(&st, &bucket, &key, &headers).await.map(Json)
@@ -37,18 +37,17 @@ pub(crate) async fn delete_key(
 /// elsewhere, such as `DELETE /buckets/data/{key}`).
 pub(crate) async fn delete_key_in(
     st: &RouterState,
-    bucket: &str,
-    key: &str,
+    bucket: &BucketId,
+    key: &Key,
     headers: &HeaderMap,
 ) -> Result<DeletedByKeyResponse, ApiError> {
     let started = Instant::now();
-    let (bucket, key) = bucket_and_key(bucket, key)?;
     let force = flag(headers, FORCE, true);
     let peers = st.require_healthy()?;
     let version = st.clock.now();
     // The key's places record the delete even where they hold nothing, so that a copy
     // placed there later (by repair or a returning peer) is refused as older.
-    let places = places(st, &bucket, &key);
+    let places = places(st, bucket, key);
     let down: Vec<String> = places
         .iter()
         .filter(|id| !peers.iter().any(|p| &p.id == *id))
@@ -65,7 +64,7 @@ pub(crate) async fn delete_key_in(
                     version: Some(version),
                     tombstone_always: places.contains(&p.id),
                 };
-                st.client.delete(p, &bucket, &key, force, deletion)
+                st.client.delete(p, bucket, key, force, deletion)
             },
             |peer, answer| {
                 if let Some(n) = answer {
@@ -77,7 +76,7 @@ pub(crate) async fn delete_key_in(
             },
         )
         .await;
-    st.replicas.remove_peer(&bucket, &key, &settled);
+    st.replicas.remove_peer(bucket, key, &settled);
     if deleted.is_empty() {
         // A place that is down may still hold an older copy; the tombstones the others
         // recorded win over it wherever it shows up again, so the key is gone all the same.
@@ -102,19 +101,20 @@ pub(crate) async fn delete_key_in(
         peers = ?deleted,
         response_time = started.elapsed().as_secs_f64()
     );
-    Ok(DeletedByKeyResponse { n_deletes, key })
+    Ok(DeletedByKeyResponse {
+        n_deletes,
+        key: key.to_string(),
+    })
 }
 
 /// R9 `DELETE /api/v4/buckets/{bucket_id}/bid/{ball_id}`: every key of the ball on every
 /// healthy peer; 200 with `n_deletes: 0` when there was nothing.
 pub(crate) async fn delete_ball(
     State(st): State<RouterState>,
-    ApiPath((bucket, ball)): ApiPath<(String, String)>,
+    ApiPath((bucket, ball)): ApiPath<(BucketId, BallId)>,
     headers: HeaderMap,
 ) -> Result<Json<DeletedByBallIdResponse>, ApiError> {
     let started = Instant::now();
-    let bucket = validate(IdKind::Bucket, &bucket)?;
-    let ball = validate(IdKind::Ball, &ball)?;
     let force = flag(&headers, FORCE, true);
     let peers = st.require_healthy()?;
     let version = st.clock.now();
@@ -143,7 +143,7 @@ pub(crate) async fn delete_ball(
     );
     Ok(Json(DeletedByBallIdResponse {
         n_deletes,
-        ball_id: ball,
+        ball_id: ball.into_inner(),
     }))
 }
 
@@ -176,7 +176,7 @@ async fn delete_ball_on(
 /// disabled it, 404 when none has it.
 pub(crate) async fn disable(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
 ) -> Result<StatusCode, ApiError> {
     disable_in(&st, &bucket, &key).await
 }
@@ -184,12 +184,11 @@ pub(crate) async fn disable(
 /// R10 for ids given by the caller (also reached through `POST /buckets/{b}/metadata/disable`).
 pub(crate) async fn disable_in(
     st: &RouterState,
-    bucket: &str,
-    key: &str,
+    bucket: &BucketId,
+    key: &Key,
 ) -> Result<StatusCode, ApiError> {
-    let (bucket, key) = bucket_and_key(bucket, key)?;
     st.require_healthy()?;
-    let holders = locate(st, &bucket, &key).await;
+    let holders = locate(st, bucket, key).await;
     let (replicas, down): (Vec<String>, Vec<String>) = holders
         .into_iter()
         .partition(|id| st.peers.view(id).is_some_and(|p| p.up));
@@ -200,12 +199,12 @@ pub(crate) async fn disable_in(
     let errors = st
         .ask_each(
             &replicas,
-            |p| st.client.disable(p, &bucket, &key, version),
+            |p| st.client.disable(p, bucket, key, version),
             |peer, had_it| {
                 if had_it {
                     disabled.push(peer.id.clone());
                 } else {
-                    st.replicas.remove_peer(&bucket, &key, &[peer.id.as_str()]);
+                    st.replicas.remove_peer(bucket, key, &[peer.id.as_str()]);
                 }
             },
         )

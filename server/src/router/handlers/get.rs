@@ -12,7 +12,7 @@ use axum::Json;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use mictlanx::id::{chunk_key, validate, IdKind};
+use mictlanx::id::{chunk_key, BallId, BucketId, Key};
 use mictlanx::model::{metadata_header, tag, Metadata, SizeByKey, DEFAULT_CONTENT_TYPE};
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ use super::super::headers::{self, X_SHA256};
 use super::super::lookup::locate;
 use super::super::read::{read_metadata, read_object, ReadBody};
 use super::super::state::RouterState;
-use super::bucket_and_key;
+use super::fixed;
 
 /// Query of R5 and B10.
 #[derive(Debug, Default, Deserialize)]
@@ -57,14 +57,13 @@ impl ReadQuery {
 /// `metadata` (B1 is registered first); we keep that.
 pub(crate) async fn get_metadata(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
 ) -> Result<Response, ApiError> {
-    if key == "size" {
-        return sizes_in(&st, &bucket, "metadata")
+    if key == *"size" {
+        return sizes_in(&st, &bucket, &fixed("metadata")?)
             .await
             .map(|s| Json(s).into_response());
     }
-    let (bucket, key) = bucket_and_key(&bucket, &key)?;
     let (_, meta) = read_metadata(
         &st,
         &bucket,
@@ -78,19 +77,22 @@ pub(crate) async fn get_metadata(
 /// B1 `GET /api/v4/buckets/{bucket_id}/{key}/size`.
 pub(crate) async fn sizes(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
 ) -> Result<Json<Vec<SizeByKey>>, ApiError> {
     sizes_in(&st, &bucket, &key).await.map(Json)
 }
 
-async fn sizes_in(st: &RouterState, bucket: &str, key: &str) -> Result<Vec<SizeByKey>, ApiError> {
-    let (bucket, key) = bucket_and_key(bucket, key)?;
-    let peers = st.peers.up_views(&locate(st, &bucket, &key).await);
+async fn sizes_in(
+    st: &RouterState,
+    bucket: &BucketId,
+    key: &Key,
+) -> Result<Vec<SizeByKey>, ApiError> {
+    let peers = st.peers.up_views(&locate(st, bucket, key).await);
     let mut out = Vec::new();
     // Peers that fail are left out; the failures are only noted.
     st.ask_each(
         &peers,
-        |p| st.client.size(p, &bucket, &key),
+        |p| st.client.size(p, bucket, key),
         |_, size| out.push(size),
     )
     .await;
@@ -100,7 +102,7 @@ async fn sizes_in(st: &RouterState, bucket: &str, key: &str) -> Result<Vec<SizeB
 /// R5 `GET /api/v4/buckets/{bucket_id}/{key}`.
 pub(crate) async fn get_object(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
     ApiQuery(query): ApiQuery<ReadQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -110,13 +112,12 @@ pub(crate) async fn get_object(
 /// R5 for ids given by the caller (also reached through `GET /buckets/data/{key}`).
 pub(crate) async fn get_object_in(
     st: &RouterState,
-    bucket: &str,
-    key: &str,
+    bucket: &BucketId,
+    key: &Key,
     query: &ReadQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (bucket, key) = bucket_and_key(bucket, key)?;
     let range = headers::range(headers);
     // The metadata is needed only for the tags of a download name; the bytes carry their
     // own size and checksum headers.
@@ -124,8 +125,8 @@ pub(crate) async fn get_object_in(
         Some(
             read_metadata(
                 st,
-                &bucket,
-                &key,
+                bucket,
+                key,
                 ApiError::not_found(format!("{bucket}@{key} not found")),
             )
             .await?
@@ -135,8 +136,8 @@ pub(crate) async fn get_object_in(
     } else {
         None
     };
-    let read = read_object(st, &bucket, &key, range.as_ref(), metadata.as_ref()).await?;
-    st.policies.on_read(st, &bucket, &key);
+    let read = read_object(st, bucket, key, range.as_ref(), metadata.as_ref()).await?;
+    st.policies.on_read(st, bucket, key);
     tracing::info!(
         event = "GET",
         bucket_id = %bucket,
@@ -179,8 +180,8 @@ pub(crate) async fn get_object_in(
         ]
         .into_iter()
         .flatten()
-        .map(header_safe)
-        .find(|n| !n.is_empty())
+        .find(|n| !n.trim().is_empty())
+        .map(str::to_string)
         .unwrap_or_else(|| format!("{bucket}_{key}"));
         response = response.header(header::CONTENT_DISPOSITION, disposition(&name));
     }
@@ -221,9 +222,22 @@ fn header_safe(name: &str) -> String {
         .to_string()
 }
 
+/// `attachment` with the download name (its last `/` part, as ball ids may hold paths):
+/// as a quoted ASCII `filename` for old clients, and as RFC 5987 `filename*` in UTF-8 when
+/// the name has characters a quoted parameter cannot carry (RFC 6266 §4.3).
 fn disposition(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    let name = name
+        .rsplit('/')
+        .find(|p| !p.trim().is_empty())
+        .unwrap_or(name);
+    let ascii = header_safe(name);
+    let ascii = if ascii.is_empty() { "download" } else { &ascii };
+    let mut value = format!("attachment; filename=\"{ascii}\"");
+    if ascii != name {
+        value.push_str("; filename*=UTF-8''");
+        value.push_str(&mictlanx::id::url_segment(name));
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// Counts the bytes that go out.
@@ -245,12 +259,10 @@ fn counted(
 /// be read once the answer has started cuts it (the status is already sent).
 pub(crate) async fn merge(
     State(st): State<RouterState>,
-    ApiPath((bucket, ball)): ApiPath<(String, String)>,
+    ApiPath((bucket, ball)): ApiPath<(BucketId, BallId)>,
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let bucket = validate(IdKind::Bucket, &bucket)?;
-    let ball = validate(IdKind::Ball, &ball)?;
     let first_key = chunk_key(&ball, 0);
     let (_, first_meta) = read_metadata(
         &st,
@@ -316,9 +328,9 @@ pub(crate) async fn merge(
         ]
         .into_iter()
         .flatten()
-        .map(header_safe)
-        .find(|n| !n.is_empty())
-        .unwrap_or_else(|| ball.clone());
+        .find(|n| !n.trim().is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| ball.to_string());
         response = response.header(header::CONTENT_DISPOSITION, disposition(&name));
     }
     response
@@ -357,6 +369,14 @@ mod tests {
     fn download_names_are_header_safe() {
         assert_eq!(header_safe(" a\"b\\c\u{7f}ñ.txt "), "abc.txt");
         assert_eq!(disposition("x y.bin"), "attachment; filename=\"x y.bin\"");
+        assert_eq!(
+            disposition("dir/sub/日本.txt"),
+            "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
+        );
+        assert_eq!(
+            disposition("中"),
+            "attachment; filename=\"download\"; filename*=UTF-8''%E4%B8%AD"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::Json;
-use mictlanx::id::{validate, IdKind};
+use mictlanx::id::{BallId, BucketId};
 use mictlanx::model::{BallMetadata, RouterBucketMetadata};
 
 use crate::error::{ApiError, ApiPath, ApiQuery};
@@ -17,10 +17,8 @@ use super::all_refused;
 /// R6 `GET /api/v4/buckets/{bucket_id}/metadata/{ball_id}/chunks`.
 pub(crate) async fn ball_chunks(
     State(st): State<RouterState>,
-    ApiPath((bucket, ball)): ApiPath<(String, String)>,
+    ApiPath((bucket, ball)): ApiPath<(BucketId, BallId)>,
 ) -> Result<Json<BallMetadata>, ApiError> {
-    let bucket = validate(IdKind::Bucket, &bucket)?;
-    let ball = validate(IdKind::Ball, &ball)?;
     let peers = st.require_healthy()?;
     let mut merged = Merge::default();
     let errors = st
@@ -58,7 +56,7 @@ pub(crate) async fn ball_chunks(
 /// page at a time (the Python client reads it whole).
 pub(crate) async fn bucket_listing(
     State(st): State<RouterState>,
-    ApiPath(bucket): ApiPath<String>,
+    ApiPath(bucket): ApiPath<BucketId>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     bucket_listing_in(&st, &bucket, &q).await
@@ -67,10 +65,9 @@ pub(crate) async fn bucket_listing(
 /// R7 for a bucket given by the caller (also reached through `GET /buckets/data/metadata`).
 pub(crate) async fn bucket_listing_in(
     st: &RouterState,
-    bucket: &str,
+    bucket: &BucketId,
     q: &ListQuery,
 ) -> Result<Response, ApiError> {
-    let bucket = validate(IdKind::Bucket, bucket)?;
     let mode = q.mode()?;
     let peers = st.require_healthy()?;
     let slot = st.listings.enter().await?;
@@ -78,7 +75,7 @@ pub(crate) async fn bucket_listing_in(
         ListMode::Page { limit, after } => (after, limit, false),
         ListMode::Whole { .. } => (None, MAX_LIMIT, true),
     };
-    let first = bucket_page(st, &peers, &bucket, after, limit).await;
+    let first = bucket_page(st, &peers, bucket, after, limit).await;
     if first.answered.is_empty() {
         return Err(all_refused(
             &format!("No peer listed bucket {bucket}"),
@@ -90,7 +87,7 @@ pub(crate) async fn bucket_listing_in(
         drop(slot);
         let token = first.next.as_deref().map(encode_token);
         let body = RouterBucketMetadata {
-            bucket_id: bucket,
+            bucket_id: bucket.to_string(),
             peers_ids: first.answered,
             balls: first.records,
             is_truncated: token.is_some(),
@@ -102,6 +99,7 @@ pub(crate) async fn bucket_listing_in(
         .map(|b| format!(r#"{{"bucket_id":{b},"balls":["#))
         .map_err(|e| ApiError::internal("listing", e))?;
     let st = st.clone();
+    let bucket = bucket.clone();
     Ok(JsonStream::respond(
         page_headers(None),
         move |mut out| async move {

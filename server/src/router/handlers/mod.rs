@@ -8,18 +8,18 @@ pub(crate) mod peers;
 pub(crate) mod put;
 
 use axum::http::StatusCode;
-use mictlanx::id::{validate, IdKind};
+use mictlanx::id::IdError;
 
 use crate::error::ApiError;
 
 use super::peer_client::PeerError;
 
-/// Validates and sanitises a bucket id and a key from a path.
-pub(crate) fn bucket_and_key(bucket: &str, key: &str) -> Result<(String, String), ApiError> {
-    Ok((
-        validate(IdKind::Bucket, bucket)?,
-        validate(IdKind::Key, key)?,
-    ))
+/// A bucket id or key fixed by the route table (bucket `data`, key `metadata` or `bid`,
+/// which some routes mean without naming them in a parameter).
+pub(crate) fn fixed<T: TryFrom<&'static str, Error = IdError>>(
+    raw: &'static str,
+) -> Result<T, ApiError> {
+    Ok(T::try_from(raw)?)
 }
 
 /// The answer for "no replica accepted": when every replica refused with the same client

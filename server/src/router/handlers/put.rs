@@ -11,7 +11,7 @@ use axum::Json;
 use bytes::Bytes;
 use futures::Stream;
 use mictlanx::checksum::is_sha256_hex;
-use mictlanx::id::{validate, IdKind};
+use mictlanx::id::{BallId, BucketId, Key};
 use mictlanx::model::{
     PeerPutMetadataRequest, PutMetadataRequest, PutMetadataResponse, RouterPutChunkedResponse,
 };
@@ -30,12 +30,12 @@ use super::super::peers::PeerView;
 use super::super::placement;
 use super::super::state::RouterState;
 use super::super::tasks::{new_group_id, BeginError, UploadTask};
-use super::{all_refused, bucket_and_key, put_metadata_error};
+use super::{all_refused, put_metadata_error};
 
 /// R1 `POST /api/v4/buckets/{bucket_id}/metadata`.
 pub(crate) async fn put_metadata(
     State(st): State<RouterState>,
-    ApiPath(bucket): ApiPath<String>,
+    ApiPath(bucket): ApiPath<BucketId>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<PutMetadataRequest>,
 ) -> Result<Json<PutMetadataResponse>, ApiError> {
@@ -52,14 +52,13 @@ pub(crate) async fn put_metadata(
 /// put again, or refuses different ones with 409 unless `Update: 1`.
 pub(crate) async fn put_metadata_in(
     st: &RouterState,
-    raw_bucket: &str,
+    bucket: &BucketId,
     headers: &HeaderMap,
     req: PutMetadataRequest,
 ) -> Result<PutMetadataResponse, ApiError> {
     let started = Instant::now();
-    let bucket = validate(IdKind::Bucket, raw_bucket)?;
-    same_bucket(&bucket, &req)?;
-    let key = validate(IdKind::Key, &req.key)?;
+    same_bucket(bucket, &req)?;
+    let key = Key::new(req.key.as_str())?;
     let ball_id = ball_id_or_key(&req, &key)?;
     if req.replication_factor == 0 {
         return Err(ApiError::bad_request(
@@ -71,19 +70,19 @@ pub(crate) async fn put_metadata_in(
     let update = flag(headers, UPDATE, false);
     st.require_healthy()?;
 
-    let hash = placement::key_hash(&bucket, &key);
+    let hash = placement::key_hash(bucket, &key);
     let mut chosen = placement::choose(&st.peers.candidates(), hash, &[], rf, req.size)
-        .map_err(|_| ApiError::no_available_peers(&bucket, &key, st.replicas.get(&bucket, &key)))?;
+        .map_err(|_| ApiError::no_available_peers(bucket, &key, st.replicas.get(bucket, &key)))?;
     let mut targets = st.peers.up_views(&chosen);
     st.peers.reserve(&chosen, req.size);
 
     let group_id = new_group_id();
     let size = req.size;
     let checksum = req.checksum.clone();
-    let peer_req = peer_request(req, &bucket, &key, ball_id);
+    let peer_req = peer_request(req, bucket, &key, ball_id);
     let mut announced = announce(
         st,
-        &bucket,
+        bucket,
         &targets,
         &peer_req,
         &group_id,
@@ -115,7 +114,7 @@ pub(crate) async fn put_metadata_in(
         targets.extend(more_targets.iter().cloned());
         let again = announce(
             st,
-            &bucket,
+            bucket,
             &more_targets,
             &peer_req,
             &group_id,
@@ -130,7 +129,7 @@ pub(crate) async fn put_metadata_in(
         announced.failure = again.failure;
         if again.version != announced.version && announced.failure.is_none() {
             // A newer version of the key showed up meanwhile: start over from the client.
-            rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+            rollback(st, bucket, &key, &group_id, &announced.accepted).await;
             st.peers.release(&chosen, size);
             return Err(ApiError::conflict(format!(
                 "{bucket}@{key} was written concurrently; put it again"
@@ -139,7 +138,7 @@ pub(crate) async fn put_metadata_in(
     }
     let version = announced.version;
     if let Some(e) = announced.failure {
-        rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+        rollback(st, bucket, &key, &group_id, &announced.accepted).await;
         st.peers.release(&chosen, size);
         return Err(put_metadata_error(&e));
     }
@@ -152,8 +151,8 @@ pub(crate) async fn put_metadata_in(
     let replicas: Vec<String> = targets.iter().map(|p| p.id.clone()).collect();
     let task = UploadTask {
         group_id: group_id.clone(),
-        bucket_id: bucket.clone(),
-        key: key.clone(),
+        bucket_id: bucket.to_string(),
+        key: key.to_string(),
         size,
         checksum,
         upload_peers: upload.into_iter().map(|(p, t)| (p.id, t)).collect(),
@@ -164,14 +163,14 @@ pub(crate) async fn put_metadata_in(
         metadata: peer_req,
     };
     if st.tasks.insert(task).is_err() {
-        rollback(st, &bucket, &key, &group_id, &announced.accepted).await;
+        rollback(st, bucket, &key, &group_id, &announced.accepted).await;
         st.peers.release(&chosen, size);
         return Err(ApiError::unavailable(
             "Too many uploads are pending; try again later",
         ));
     }
     // The key exists from now on (metadata GET, disable and delete must find it).
-    st.replicas.add(&bucket, &key, &replicas);
+    st.replicas.add(bucket, &key, &replicas);
     let service_time = started.elapsed().as_secs_f64();
     tracing::info!(
         event = "PUT.METADATA",
@@ -185,10 +184,10 @@ pub(crate) async fn put_metadata_in(
         response_time = service_time
     );
     Ok(PutMetadataResponse {
-        key,
+        key: key.to_string(),
         service_time,
         tasks_ids: vec![group_id],
-        bucket_id: bucket,
+        bucket_id: bucket.to_string(),
         replicas,
         extra: Default::default(),
     })
@@ -599,9 +598,9 @@ async fn fill_to_rf(
 }
 
 /// Refuses (400) a body that names another bucket than the path.
-fn same_bucket(bucket: &str, req: &PutMetadataRequest) -> Result<(), ApiError> {
-    let body_bucket = validate(IdKind::Bucket, &req.bucket_id)?;
-    if bucket != body_bucket {
+fn same_bucket(bucket: &BucketId, req: &PutMetadataRequest) -> Result<(), ApiError> {
+    let body_bucket = BucketId::new(req.bucket_id.as_str())?;
+    if *bucket != body_bucket {
         return Err(ApiError::bad_request(format!(
             "Bucket ID mismatch: {bucket} != {body_bucket}"
         )));
@@ -609,16 +608,16 @@ fn same_bucket(bucket: &str, req: &PutMetadataRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The body's ball id, validated and sanitised; the key when the body names none.
-fn ball_id_or_key(req: &PutMetadataRequest, key: &str) -> Result<String, ApiError> {
+/// The body's ball id, checked; the key when the body names none.
+fn ball_id_or_key(req: &PutMetadataRequest, key: &Key) -> Result<String, ApiError> {
     if req.ball_id.is_empty() {
         Ok(key.to_string())
     } else {
-        Ok(validate(IdKind::Ball, &req.ball_id)?)
+        Ok(BallId::new(req.ball_id.as_str())?.into_inner())
     }
 }
 
-/// What the peers are sent for a client's put-metadata, with the sanitised ids.
+/// What the peers are sent for a client's put-metadata, with the checked ids.
 fn peer_request(
     req: PutMetadataRequest,
     bucket: &str,
@@ -646,13 +645,12 @@ fn peer_request(
 /// comes. Put the object again with `Update: 1` instead.
 pub(crate) async fn update_metadata(
     State(st): State<RouterState>,
-    ApiPath((bucket, key)): ApiPath<(String, String)>,
+    ApiPath((bucket, key)): ApiPath<(BucketId, Key)>,
     ApiJson(req): ApiJson<PutMetadataRequest>,
 ) -> Result<StatusCode, ApiError> {
     let started = Instant::now();
-    let (bucket, key) = bucket_and_key(&bucket, &key)?;
     same_bucket(&bucket, &req)?;
-    let body_key = validate(IdKind::Key, &req.key)?;
+    let body_key = Key::new(req.key.as_str())?;
     if key != body_key {
         return Err(ApiError::bad_request(format!(
             "Key mismatch: {key} != {body_key}"
