@@ -1,6 +1,8 @@
 //! `mictlanx up` keeps its cluster: the peers an availability policy started come back at
 //! the next `up` on the same data directory, after a kill -9, with every ball readable.
 
+#[path = "../../tests/support/pki.rs"]
+mod pki;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -44,23 +46,19 @@ struct Up {
 
 impl Up {
     fn start(dir: &Path, peers: &str) -> Self {
-        let mut child = mictlanx(
-            dir,
-            &[
-                "--json",
-                "up",
-                "--peers",
-                peers,
-                "--port",
-                "0",
-                "--data-dir",
-                "data",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        Self::start_with(dir, &["--peers", peers])
+    }
+
+    /// `mictlanx --json up --port 0 --data-dir data` and `extra`.
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--json", "up", "--port", "0", "--data-dir", "data"];
+        args.extend_from_slice(extra);
+        let mut child = mictlanx(dir, &args)
+            .env_remove("MICTLANX_CA_FILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         // Ends at the first line, or at EOF if `up` fails (then the parse below says so).
@@ -311,4 +309,72 @@ fn up_prints_a_quoted_export_line() {
         .and_then(|rest| rest.strip_suffix('\''))
         .unwrap_or_else(|| panic!("{line:?}"));
     assert!(uri.starts_with("mictlanx://") && uri.contains('?'), "{uri}");
+}
+
+#[test]
+fn up_takes_tokens_and_tls_like_the_server_cluster_command() {
+    const WRITE: &str = "up-write-token-0123456789";
+    let pki = pki::Pki::generate("up");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tokens"), format!("write {WRITE} ingest\n")).unwrap();
+    std::fs::write(d.join("in.bin"), ball(3)).unwrap();
+    let (cert, key, ca) = (
+        pki.cert.to_str().unwrap(),
+        pki.key.to_str().unwrap(),
+        pki.ca.to_str().unwrap(),
+    );
+    // No --cluster-token: the members share a random one, so the router can reach them.
+    let up = Up::start_with(
+        d,
+        &[
+            "--peers",
+            "2",
+            "--capacity",
+            "1GB",
+            "--auth-tokens",
+            "tokens",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--ca-file",
+            ca,
+        ],
+    );
+    assert!(up.uri().contains("protocol=https"), "{}", up.uri());
+    let put = |token: Option<&str>| {
+        let mut cmd = mictlanx(
+            d,
+            &[
+                "--uri",
+                up.uri(),
+                "-q",
+                "put",
+                "in.bin",
+                "-b",
+                "sec",
+                "-k",
+                "k",
+            ],
+        );
+        cmd.env("MICTLANX_CA_FILE", ca)
+            .env("MICTLANX_TIMEOUT_SECS", "10");
+        match token {
+            Some(t) => cmd.env("MICTLANX_TOKEN", t),
+            None => cmd.env_remove("MICTLANX_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = put(None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a put without a token is refused"
+    );
+    let out = put(Some(WRITE));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(d.join("data/cluster.json")).unwrap()).unwrap();
+    assert_eq!(state["peers"][0]["capacity"], 1_000_000_000u64, "{state}");
 }

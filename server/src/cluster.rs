@@ -227,7 +227,8 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Tokens the router and the peers accept (default: none, everything open).
+    /// Tokens the router and the peers accept (default: none, everything open). Without a
+    /// [`cluster_token`](Self::cluster_token), the members share a random one.
     pub fn auth_tokens(mut self, tokens: TokenSet) -> Self {
         self.auth.tokens = Some(std::sync::Arc::new(tokens));
         self
@@ -279,7 +280,14 @@ impl LocalClusterBuilder {
     /// [`ClusterError`] when a directory, a port, a database or the TLS files cannot be had,
     /// when `cluster.json` is damaged ([`ClusterError::State`]: nothing is started then, so
     /// that no peer is forgotten), or when the router does not see the peers within 15 s.
-    pub async fn start(self) -> Result<LocalCluster, ClusterError> {
+    pub async fn start(mut self) -> Result<LocalCluster, ClusterError> {
+        if self.auth.tokens.is_some() && self.auth.cluster_token.is_none() {
+            // Peers with a token file refuse the router's calls unless it sends the cluster
+            // token; members of one process can share a random one nobody else sees.
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let token = ClusterToken::new(&secret).expect("64 hex digits are a valid token");
+            self.auth.cluster_token = Some(token);
+        }
         let health_client = self.health_client()?;
         let (root, tempdir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
