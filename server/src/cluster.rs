@@ -311,11 +311,13 @@ impl LocalClusterBuilder {
         let remembered = match &loaded {
             Some(state) => state.peers.clone(),
             // A directory from before `cluster.json`: its peer folders.
-            None => state::adopt_folders(&root, self.capacity.unwrap_or(state::DEFAULT_CAPACITY))
-                .map_err(|source| ClusterError::DataDir {
-                path: root.clone(),
-                source,
-            })?,
+            None => {
+                let capacity = self.capacity.unwrap_or(state::DEFAULT_CAPACITY);
+                state::adopt_folders(&root, capacity).map_err(|source| ClusterError::DataDir {
+                    path: root.clone(),
+                    source,
+                })?
+            }
         };
         let plan = state::plan(&remembered, self.peers, self.capacity);
         log_remembered(&remembered, self.peers, &root);
@@ -398,7 +400,7 @@ fn log_remembered(remembered: &[PeerRecord], wanted: usize, root: &Path) {
             remembered = base,
             elastic,
             state = %ClusterState::path(root).display(),
-            "more peers are remembered than asked for; all of them start, since a peer may hold the only copy of a ball"
+            "more peers remembered than asked for: all start (one may hold a ball's only copy)"
         );
     } else if elastic > 0 {
         tracing::info!(
