@@ -79,7 +79,8 @@ CLUSTER_PID=$!
 URI=
 for _ in $(seq 1 300); do # up to 30 s for the first line
     # (the background job opens cluster.out itself, so it may not exist yet)
-    URI=$(sed -n '1s/^MICTLANX_URI=//p' "$WORK/cluster.out" 2>/dev/null || true)
+    # The first line is `export MICTLANX_URI='...'`.
+    URI=$(sed -n "1s/^export MICTLANX_URI='\(.*\)'\$/\1/p" "$WORK/cluster.out" 2>/dev/null || true)
     [ -n "$URI" ] && break
     if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then break; fi
     sleep 0.1

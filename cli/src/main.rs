@@ -51,17 +51,7 @@ enum Command {
         chunk_size: u64,
     },
     /// Run a persistent local cluster (router + peers) in the foreground.
-    Up {
-        /// Number of peers.
-        #[arg(long, default_value_t = 3)]
-        peers: usize,
-        /// Router port on 127.0.0.1.
-        #[arg(long, default_value_t = 60666)]
-        port: u16,
-        /// Where the peers keep their data.
-        #[arg(long, default_value = "./mictlanx-data")]
-        data_dir: PathBuf,
-    },
+    Up(up::UpArgs),
     /// Store files (FILE..., `-r DIR`, or `-` for standard input) as balls.
     Put {
         /// Files or directories; `-` reads standard input (needs --key).
@@ -206,11 +196,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             })
             .await
         }
-        Command::Up {
-            peers,
-            port,
-            data_dir,
-        } => up::up(peers, port, data_dir, out).await,
+        Command::Up(args) => up::up(args, out).await,
         Command::Put {
             paths,
             recursive,

@@ -1,5 +1,8 @@
 //! `LocalCluster`: a router and N peers in one process, on loopback, for tests, examples,
-//! benches and `mictlanx up`.
+//! benches and `mictlanx up`. Its peers, those availability policies started included, are
+//! remembered in `DATA_DIR/cluster.json` ([`state`]) and all come back at the next start.
+
+pub(crate) mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,9 @@ use crate::elastic::LocalProvisioner;
 use crate::serve::{ConnectionLimits, ServerHandle};
 use crate::tls::{TlsError, TlsFiles};
 use crate::{peer, router};
+use state::{ClusterState, PeerRecord, StateFile};
+
+pub use state::ClusterStateError;
 
 /// How long [`LocalClusterBuilder::start`] waits for the router to see every peer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,8 +28,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
-    /// The data directory could not be created.
-    #[error("cannot create the cluster data directory {path}: {source}")]
+    /// The data directory could not be created or read.
+    #[error("cannot create or read the cluster data directory {path}: {source}")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -64,6 +70,9 @@ pub enum ClusterError {
     /// The CA file given to [`LocalClusterBuilder::tls`] could not be used.
     #[error("cluster TLS: {0}")]
     Tls(#[from] TlsError),
+    /// `cluster.json`, the list of the cluster's peers, could not be read or written.
+    #[error(transparent)]
+    State(#[from] ClusterStateError),
     /// The HTTP client that checks the router's health could not be built.
     #[error("cannot build the cluster's health client: {0}")]
     HealthClient(#[source] reqwest::Error),
@@ -86,7 +95,8 @@ pub struct LocalClusterBuilder {
     peers: usize,
     data_dir: Option<PathBuf>,
     router_port: u16,
-    capacity: u64,
+    /// `None`: remembered peers keep theirs, new ones get 10 GB (see [`state::plan`]).
+    capacity: Option<u64>,
     probe_interval: Duration,
     verify_limit: Option<u64>,
     inline_limit: Option<u64>,
@@ -113,7 +123,7 @@ impl Default for LocalClusterBuilder {
             peers: 3,
             data_dir: None,
             router_port: 0,
-            capacity: 10_000_000_000,
+            capacity: None,
             probe_interval: Duration::from_millis(250),
             verify_limit: None,
             inline_limit: None,
@@ -128,14 +138,20 @@ impl Default for LocalClusterBuilder {
 }
 
 impl LocalClusterBuilder {
-    /// Number of peers (default 3).
+    /// Number of peers (default 3): `peer-0` .. `peer-{n-1}`.
+    ///
+    /// On a data directory used before, every peer its `cluster.json` remembers starts
+    /// too, the ones availability policies started included, even when that is more than
+    /// `n`: a peer may hold the only copy of a ball, so none is ever dropped (a warning says
+    /// so when more `peer-N` are remembered than asked for).
     pub fn peers(mut self, n: usize) -> Self {
         self.peers = n;
         self
     }
 
-    /// Where the peers keep their data (`DIR/peer-0`, ...). Default: a temporary directory
-    /// removed when the cluster is dropped.
+    /// Where the peers keep their data (`DIR/peer-0`, ..., `DIR/<id>` for elastic peers)
+    /// and where `DIR/cluster.json` lists them. Default: a temporary directory removed when
+    /// the cluster is dropped.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
@@ -147,9 +163,11 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Capacity of each peer in bytes (default 10 GB).
+    /// Capacity of each peer in bytes, remembered ones included. Default: each remembered
+    /// peer keeps the capacity `cluster.json` records, new ones get that of the first
+    /// remembered peer, else 10 GB.
     pub fn capacity(mut self, bytes: u64) -> Self {
-        self.capacity = bytes;
+        self.capacity = Some(bytes);
         self
     }
 
@@ -209,7 +227,8 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Tokens the router and the peers accept (default: none, everything open).
+    /// Tokens the router and the peers accept (default: none, everything open). Without a
+    /// [`cluster_token`](Self::cluster_token), the members share a random one.
     pub fn auth_tokens(mut self, tokens: TokenSet) -> Self {
         self.auth.tokens = Some(std::sync::Arc::new(tokens));
         self
@@ -259,8 +278,16 @@ impl LocalClusterBuilder {
     /// # Errors
     ///
     /// [`ClusterError`] when a directory, a port, a database or the TLS files cannot be had,
-    /// or when the router does not see the peers within 15 s.
-    pub async fn start(self) -> Result<LocalCluster, ClusterError> {
+    /// when `cluster.json` is damaged ([`ClusterError::State`]: nothing is started then, so
+    /// that no peer is forgotten), or when the router does not see the peers within 15 s.
+    pub async fn start(mut self) -> Result<LocalCluster, ClusterError> {
+        if self.auth.tokens.is_some() && self.auth.cluster_token.is_none() {
+            // Peers with a token file refuse the router's calls unless it sends the cluster
+            // token; members of one process can share a random one nobody else sees.
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let token = ClusterToken::new(&secret).expect("64 hex digits are a valid token");
+            self.auth.cluster_token = Some(token);
+        }
         let health_client = self.health_client()?;
         let (root, tempdir) = match &self.data_dir {
             Some(dir) => (dir.clone(), None),
@@ -280,9 +307,30 @@ impl LocalClusterBuilder {
             source,
         })?;
 
+        let loaded = ClusterState::load(&root)?;
+        let remembered = match &loaded {
+            Some(state) => state.peers.clone(),
+            // A directory from before `cluster.json`: its peer folders.
+            None => {
+                let capacity = self.capacity.unwrap_or(state::DEFAULT_CAPACITY);
+                state::adopt_folders(&root, capacity).map_err(|source| ClusterError::DataDir {
+                    path: root.clone(),
+                    source,
+                })?
+            }
+        };
+        let plan = state::plan(&remembered, self.peers, self.capacity);
+        log_remembered(&remembered, self.peers, &root);
+        let state_file = Arc::new(StateFile::new(
+            root.clone(),
+            loaded.unwrap_or_else(ClusterState::new),
+        ));
+        // Written before any peer starts: whatever takes data from now on is listed.
+        state_file.record(plan.peers.iter().cloned()).await?;
+
         // Every peer, including those policies start later, is configured alike.
         let mut template = PeerConfig::new("peer", root.join("peer"));
-        template.capacity = self.capacity;
+        template.capacity = plan.capacity;
         if let Some(limit) = self.verify_limit {
             template.verify_before_send_limit = limit;
         }
@@ -294,11 +342,28 @@ impl LocalClusterBuilder {
             template.connections = limits;
         }
         template.tls = self.tls.as_ref().map(|t| t.files.clone());
-        let mut peers = Vec::with_capacity(self.peers);
-        for i in 0..self.peers {
+        let provisioner = Arc::new(LocalProvisioner::new(
+            root.clone(),
+            template.clone(),
+            state_file,
+        ));
+        let mut peers = Vec::with_capacity(plan.peers.len());
+        for record in &plan.peers {
+            if record.elastic {
+                provisioner
+                    .restore(record)
+                    .await
+                    .map_err(|source| ClusterError::Peer {
+                        id: record.id.clone(),
+                        source,
+                    })?;
+                continue;
+            }
             let mut config = template.clone();
-            config.id = format!("peer-{i}");
-            config.data_dir = root.join(format!("peer-{i}"));
+            config.id = record.id.clone();
+            config.data_dir = root.join(&record.id);
+            config.capacity = record.capacity;
+            config.bind = SocketAddr::from(([127, 0, 0, 1], record.port.unwrap_or(0)));
             let handle = start_peer(config.clone()).await?;
             config.bind = handle.addr();
             peers.push(PeerSlot {
@@ -307,7 +372,6 @@ impl LocalClusterBuilder {
             });
         }
 
-        let provisioner = Arc::new(LocalProvisioner::new(root.clone(), template));
         let mut cluster = LocalCluster {
             health_client,
             routers: Vec::new(),
@@ -322,6 +386,29 @@ impl LocalClusterBuilder {
         cluster.routers.push(router);
         cluster.wait_ready(0).await?;
         Ok(cluster)
+    }
+}
+
+/// Says when a start runs more peers than asked for, because `cluster.json` remembers them.
+fn log_remembered(remembered: &[PeerRecord], wanted: usize, root: &Path) {
+    let base = remembered.iter().filter(|p| !p.elastic).count();
+    let elastic = remembered.len() - base;
+    if base > wanted {
+        tracing::warn!(
+            event = "CLUSTER.PEERS.KEPT",
+            asked = wanted,
+            remembered = base,
+            elastic,
+            state = %ClusterState::path(root).display(),
+            "more peers remembered than asked for: all start (one may hold a ball's only copy)"
+        );
+    } else if elastic > 0 {
+        tracing::info!(
+            event = "CLUSTER.PEERS.RESTORED",
+            elastic,
+            state = %ClusterState::path(root).display(),
+            "peers started by availability policies come back"
+        );
     }
 }
 
@@ -408,6 +495,21 @@ impl LocalCluster {
         mictlanx::uri::build_uri(&nodes)
     }
 
+    /// `export MICTLANX_URI='mictlanx://...'`: the line to paste in a shell. The URI is
+    /// single-quoted, since its `?` and `&` mean something to the shell.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = mictlanx_server::LocalCluster::builder().start().await?;
+    /// assert!(cluster.export_line().starts_with("export MICTLANX_URI='mictlanx://"));
+    /// # Ok(()) }
+    /// ```
+    pub fn export_line(&self) -> String {
+        format!("export MICTLANX_URI={}", shell_quote(&self.uri()))
+    }
+
     /// Base URL of the first router, `http://127.0.0.1:PORT` (`https` with TLS).
     pub fn router_url(&self) -> String {
         self.router_urls().into_iter().next().unwrap_or_default()
@@ -452,6 +554,11 @@ impl LocalCluster {
     /// The cluster's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.root
+    }
+
+    /// `DATA_DIR/cluster.json`: every peer of the cluster, for the next start.
+    pub fn state_file(&self) -> PathBuf {
+        ClusterState::path(&self.root)
     }
 
     /// Stops peer `index` at once, cutting its connections, as a crash would.
@@ -555,13 +662,14 @@ impl LocalCluster {
     }
 
     /// The peers started for availability policies: `(id, base URL)`, sorted by id
-    /// (`pool.peer`). They stop with the cluster.
+    /// (`pool.peer`), those remembered from an earlier run on the same data directory
+    /// included. They stop with the cluster.
     pub async fn provisioned_peers(&self) -> Vec<(String, String)> {
         self.provisioner.peers().await
     }
 
     async fn start_router(&self, id: String, port: u16) -> Result<RouterSlot, ClusterError> {
-        let peers = self
+        let mut peers: Vec<NodeAddress> = self
             .peers
             .iter()
             .map(|p| {
@@ -573,6 +681,8 @@ impl LocalCluster {
                 .with_id(p.config.id.clone())
             })
             .collect();
+        // The elastic peers, so that a new or restarted router places on them too.
+        peers.extend(self.provisioner.addresses().await);
         let mut config = RouterConfig::new(id.clone(), peers);
         config.bind = SocketAddr::from(([127, 0, 0, 1], port));
         config.probe_interval = self.builder.probe_interval;
@@ -612,7 +722,8 @@ impl LocalCluster {
 
     /// Polls the router's `/health` until it reports every running peer up.
     async fn wait_ready(&self, router: usize) -> Result<(), ClusterError> {
-        let expected = self.peers.iter().filter(|p| p.handle.is_some()).count();
+        let expected = self.peers.iter().filter(|p| p.handle.is_some()).count()
+            + self.provisioner.addresses().await.len();
         let Some(slot) = self.routers.get(router) else {
             return Ok(());
         };
@@ -635,9 +746,39 @@ impl LocalCluster {
     }
 }
 
+/// `text` in single quotes for a POSIX shell (a `'` inside becomes `'\''`).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 async fn start_peer(config: PeerConfig) -> Result<ServerHandle, ClusterError> {
     let id = config.id.clone();
     peer::start(config)
         .await
         .map_err(|source| ClusterError::Peer { id, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_line_quotes_the_uri_for_a_shell() {
+        let uri = "mictlanx://router-0@127.0.0.1:60666/?protocol=http&api_version=4";
+        assert_eq!(
+            shell_quote(uri),
+            "'mictlanx://router-0@127.0.0.1:60666/?protocol=http&api_version=4'"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_prints_an_export_line_with_its_uri() {
+        let cluster = LocalCluster::builder().peers(1).start().await.unwrap();
+        let line = cluster.export_line();
+        assert_eq!(line, format!("export MICTLANX_URI='{}'", cluster.uri()));
+        assert!(line.contains('?'), "{line}");
+        assert!(cluster.state_file().is_file());
+        cluster.shutdown().await;
+    }
 }

@@ -78,6 +78,28 @@ impl PeerConfig {
     }
 }
 
+impl PeerConfig {
+    /// The data directory of peer `id` when none is given: `./mictlanx-data/<id>`, so that
+    /// peers started side by side with different ids never share one. `None` when the id
+    /// cannot name a directory (empty, `.`, `..`, or characters a peer id may not have).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use mictlanx_server::PeerConfig;
+    ///
+    /// assert_eq!(
+    ///     PeerConfig::default_data_dir("peer-7"),
+    ///     Some(PathBuf::from("./mictlanx-data/peer-7"))
+    /// );
+    /// assert_eq!(PeerConfig::default_data_dir("../etc"), None);
+    /// ```
+    pub fn default_data_dir(id: &str) -> Option<PathBuf> {
+        crate::cluster::state::is_folder_id(id).then(|| PathBuf::from("./mictlanx-data").join(id))
+    }
+}
+
 /// Configuration of a router.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -165,6 +187,26 @@ impl RouterConfig {
             ca_file: None,
             listing: ListingLimits::default(),
             connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_peer_id_has_its_own_default_data_dir() {
+        let a = PeerConfig::default_data_dir("peer-0").unwrap();
+        let b = PeerConfig::default_data_dir("peer-7").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(b, PathBuf::from("./mictlanx-data/peer-7"));
+        assert_eq!(
+            PeerConfig::default_data_dir("pool-1.peer-1"),
+            Some(PathBuf::from("./mictlanx-data/pool-1.peer-1"))
+        );
+        for bad in ["", ".", "..", "a/b", "a\\b", "x y"] {
+            assert_eq!(PeerConfig::default_data_dir(bad), None, "{bad:?}");
         }
     }
 }

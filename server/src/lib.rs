@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod args;
 pub mod auth;
 mod cluster;
 pub mod config;
@@ -20,6 +21,6 @@ pub mod storage;
 pub mod tls;
 pub mod version;
 
-pub use cluster::{ClusterError, LocalCluster, LocalClusterBuilder};
+pub use cluster::{ClusterError, ClusterStateError, LocalCluster, LocalClusterBuilder};
 pub use config::{PeerConfig, RouterConfig};
 pub use serve::ServerHandle;

@@ -1,19 +1,18 @@
 //! `mictlanx-server`: run a storage peer, a router, or a whole local cluster.
 //!
 //! Every flag also reads a `MICTLANX_*` environment variable. When ready, `peer` and
-//! `router` print `LISTENING HOST:PORT` on stdout; `cluster` prints `MICTLANX_URI=...`.
+//! `router` print `LISTENING HOST:PORT` on stdout; `cluster` prints
+//! `export MICTLANX_URI='...'` (quoted: the URI holds `?` and `&`), ready to paste.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mictlanx::uri::{parse_addresses, Protocol};
-use mictlanx_server::auth::{AuthConfig, ClusterToken, TokenSet};
-use mictlanx_server::serve::{shutdown_signal, ConnectionLimits};
-use mictlanx_server::tls::TlsFiles;
+use mictlanx_server::args::{parse_size_arg, ConnectionArgs, LocalClusterArgs, SecurityArgs};
+use mictlanx_server::serve::shutdown_signal;
 use mictlanx_server::{LocalCluster, PeerConfig, RouterConfig};
 
 /// MictlanX storage peer, router and local cluster.
@@ -36,7 +35,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct PeerArgs {
-    /// Peer id.
+    /// Peer id (also names its default data directory).
     #[arg(long, env = "MICTLANX_PEER_ID", default_value = "peer-0")]
     id: String,
     /// Address to bind.
@@ -45,13 +44,9 @@ struct PeerArgs {
     /// Port to bind (0: any free port).
     #[arg(long, env = "MICTLANX_PEER_PORT", default_value_t = 25000)]
     port: u16,
-    /// Where data files and the metadata database live.
-    #[arg(
-        long,
-        env = "MICTLANX_DATA_DIR",
-        default_value = "./mictlanx-data/peer-0"
-    )]
-    data_dir: PathBuf,
+    /// Where data files and the metadata database live [default: ./mictlanx-data/<ID>].
+    #[arg(long, env = "MICTLANX_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Bytes this peer may store (e.g. 10GB, 512MiB).
     #[arg(long, env = "MICTLANX_CAPACITY", default_value = "10GB", value_parser = parse_size_arg)]
     capacity: u64,
@@ -74,100 +69,6 @@ struct PeerArgs {
     listing: ListingArgs,
     #[command(flatten)]
     connections: ConnectionArgs,
-}
-
-/// Timeouts and the connection cap, shared by `peer`, `router` and `cluster`
-/// (docs/configuration.md).
-#[derive(Debug, clap::Args)]
-struct ConnectionArgs {
-    /// Milliseconds a client may take to send its request headers; also the longest wait
-    /// for the next request on an idle HTTP/1.1 keep-alive connection.
-    #[arg(
-        long,
-        env = "MICTLANX_HEADER_READ_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    header_read_timeout_ms: u64,
-    /// Milliseconds a connection with no request in progress may move nothing (idle HTTP/2,
-    /// clients that stop reading) before it is closed.
-    #[arg(long, env = "MICTLANX_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
-    idle_timeout_ms: u64,
-    /// Milliseconds allowed between two pieces of a request body.
-    #[arg(long, env = "MICTLANX_BODY_TIMEOUT_MS", default_value_t = 30_000)]
-    body_timeout_ms: u64,
-    /// Connections served at once; past it a client gets 503 (0: three quarters of the
-    /// file-descriptor limit).
-    #[arg(long, env = "MICTLANX_MAX_CONNECTIONS", default_value_t = 0)]
-    max_connections: usize,
-}
-
-impl ConnectionArgs {
-    fn limits(&self) -> ConnectionLimits {
-        let ms = |v: u64| Duration::from_millis(v.max(1));
-        let mut limits = ConnectionLimits {
-            header_read_timeout: ms(self.header_read_timeout_ms),
-            idle_timeout: ms(self.idle_timeout_ms),
-            body_timeout: ms(self.body_timeout_ms),
-            ..ConnectionLimits::default()
-        };
-        if self.max_connections > 0 {
-            limits.max_connections = self.max_connections;
-        }
-        limits
-    }
-}
-
-/// Tokens and TLS, shared by `peer` and `router` (see docs/security.md).
-#[derive(Debug, clap::Args)]
-struct SecurityArgs {
-    /// Token file: one `ROLE TOKEN [NAME]` per line (roles read, write, admin).
-    #[arg(long, env = "MICTLANX_AUTH_TOKENS")]
-    auth_tokens: Option<PathBuf>,
-    /// File holding the cluster token of routers and peers (or set MICTLANX_CLUSTER_TOKEN
-    /// to the token itself).
-    #[arg(long, env = "MICTLANX_CLUSTER_TOKEN_FILE")]
-    cluster_token: Option<PathBuf>,
-    /// Require a read token for /metrics too.
-    #[arg(long, env = "MICTLANX_PROTECT_METRICS")]
-    protect_metrics: bool,
-    /// TLS certificate chain (PEM); serve HTTPS.
-    #[arg(long, env = "MICTLANX_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, env = "MICTLANX_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-}
-
-impl SecurityArgs {
-    /// Loads the token files; the cluster token comes from `--cluster-token FILE` or else
-    /// from `MICTLANX_CLUSTER_TOKEN` (`cluster_token_var`).
-    fn load(
-        &self,
-        cluster_token_var: Option<String>,
-    ) -> Result<(AuthConfig, Option<TlsFiles>), String> {
-        let tokens = match &self.auth_tokens {
-            Some(path) => Some(Arc::new(TokenSet::load(path).map_err(|e| e.to_string())?)),
-            None => None,
-        };
-        let cluster_token = match (&self.cluster_token, cluster_token_var) {
-            (Some(path), _) => Some(ClusterToken::load(path).map_err(|e| e.to_string())?),
-            (None, Some(text)) if !text.trim().is_empty() => Some(
-                ClusterToken::new(text.trim())
-                    .map_err(|e| format!("MICTLANX_CLUSTER_TOKEN: {e}"))?,
-            ),
-            (None, _) => None,
-        };
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
-            _ => None,
-        };
-        let auth = AuthConfig {
-            tokens,
-            cluster_token,
-            protect_metrics: self.protect_metrics,
-        };
-        Ok((auth, tls))
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -236,7 +137,8 @@ impl ReplicationArgs {
 
 #[derive(Debug, clap::Args)]
 struct ClusterArgs {
-    /// Number of peers.
+    /// Number of peers (a data directory used before also brings back every peer its
+    /// cluster.json remembers, even more than this).
     #[arg(long, env = "MICTLANX_CLUSTER_PEERS", default_value_t = 3)]
     peers: usize,
     /// The router's port on 127.0.0.1.
@@ -245,20 +147,8 @@ struct ClusterArgs {
     /// Where the peers keep their data (a temporary directory when absent).
     #[arg(long, env = "MICTLANX_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Bytes each peer may store.
-    #[arg(long, env = "MICTLANX_CAPACITY", default_value = "10GB", value_parser = parse_size_arg)]
-    capacity: u64,
-    /// With --tls-cert: the CA that signed the certificate (the router trusts it for peers).
-    #[arg(long, env = "MICTLANX_CA_FILE", requires = "tls_cert")]
-    ca_file: Option<PathBuf>,
     #[command(flatten)]
-    security: SecurityArgs,
-    #[command(flatten)]
-    connections: ConnectionArgs,
-}
-
-fn parse_size_arg(s: &str) -> Result<u64, String> {
-    mictlanx::size::parse_size(s).map_err(|e| e.to_string())
+    cluster: LocalClusterArgs,
 }
 
 /// The log file's name: the component's id.
@@ -313,7 +203,16 @@ impl ListingArgs {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Peer(args) => {
-            let mut config = PeerConfig::new(args.id, args.data_dir);
+            let data_dir = match args.data_dir {
+                Some(dir) => dir,
+                None => PeerConfig::default_data_dir(&args.id).ok_or_else(|| {
+                    format!(
+                        "peer id {:?} cannot name a directory; give --data-dir",
+                        args.id
+                    )
+                })?,
+            };
+            let mut config = PeerConfig::new(args.id, data_dir);
             config.bind = SocketAddr::new(args.host, args.port);
             config.capacity = args.capacity;
             config.pending_ttl = Duration::from_secs(args.pending_ttl_secs);
@@ -322,7 +221,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.listing = args.listing.limits();
             config.meta_reserve = args.meta_reserve;
             config.connections = args.connections.limits();
-            (config.auth, config.tls) = args.security.load(cluster_token_var())?;
+            (config.auth, config.tls) = args.security.load_from_env().map_err(|e| e.to_string())?;
             let handle = mictlanx_server::peer::start(config)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -339,7 +238,7 @@ async fn run(command: Command) -> Result<(), String> {
             config.bind = SocketAddr::new(args.host, args.port);
             config.probe_interval = Duration::from_millis(args.probe_interval_ms.max(10));
             args.replication.apply(&mut config);
-            (config.auth, config.tls) = args.security.load(cluster_token_var())?;
+            (config.auth, config.tls) = args.security.load_from_env().map_err(|e| e.to_string())?;
             config.ca_file = args.ca_file;
             config.listing = args.listing.limits();
             config.connections = args.connections.limits();
@@ -353,37 +252,22 @@ async fn run(command: Command) -> Result<(), String> {
             let mut builder = LocalCluster::builder()
                 .peers(args.peers)
                 .router_port(args.port)
-                .capacity(args.capacity)
-                .probe_interval(Duration::from_secs(1))
-                .connection_limits(args.connections.limits());
+                .probe_interval(Duration::from_secs(1));
             if let Some(dir) = args.data_dir {
                 builder = builder.data_dir(dir);
             }
-            let (auth, tls) = args.security.load(cluster_token_var())?;
-            builder = builder.auth(auth);
-            match (tls, args.ca_file) {
-                (Some(files), Some(ca)) => builder = builder.tls(files, ca),
-                (Some(_), None) => {
-                    return Err(
-                        "cluster: --tls-cert needs --ca-file (the CA that signed it)".into(),
-                    )
-                }
-                (None, _) => {}
-            }
+            builder = args
+                .cluster
+                .configure(builder)
+                .map_err(|e| format!("cluster: {e}"))?;
             let cluster = builder.start().await.map_err(|e| e.to_string())?;
-            println!("MICTLANX_URI={}", cluster.uri());
+            println!("{}", cluster.export_line());
             shutdown_signal().await;
             tracing::info!(event = "SHUTDOWN", "signal received, stopping the cluster");
             cluster.shutdown().await;
         }
     }
     Ok(())
-}
-
-/// `MICTLANX_CLUSTER_TOKEN`: the cluster token itself (read here, never a flag, so that it
-/// does not show in the process list).
-fn cluster_token_var() -> Option<String> {
-    std::env::var("MICTLANX_CLUSTER_TOKEN").ok()
 }
 
 async fn serve_until_signal(handle: mictlanx_server::ServerHandle) {
@@ -403,6 +287,7 @@ async fn serve_until_signal(handle: mictlanx_server::ServerHandle) {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use mictlanx_server::tls::TlsFiles;
 
     #[test]
     fn cli_definition_is_valid() {
@@ -425,6 +310,19 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["mictlanx-server", "peer", "--capacity", "lots"]).is_err());
+    }
+
+    #[test]
+    fn a_peer_without_data_dir_gets_one_of_its_own() {
+        let cli = Cli::try_parse_from(["mictlanx-server", "peer", "--id", "peer-7"]).unwrap();
+        let Command::Peer(p) = cli.command else {
+            panic!("not a peer")
+        };
+        assert_eq!(p.data_dir, None);
+        assert_eq!(
+            PeerConfig::default_data_dir(&p.id),
+            Some(PathBuf::from("./mictlanx-data/peer-7"))
+        );
     }
 
     #[test]
@@ -452,6 +350,7 @@ mod tests {
             panic!("not a router")
         };
         let (auth, tls) = r.security.load(None).unwrap();
+        // (the flags are mictlanx_server::args's, shared with `mictlanx up`)
         assert_eq!(auth.tokens.map(|t| t.len()), Some(1));
         assert!(auth
             .cluster_token
@@ -470,7 +369,11 @@ mod tests {
             .unwrap();
         assert!(auth.cluster_token.unwrap().matches("env-token-0123456789"));
         assert!(tls.is_none() && auth.tokens.is_none());
-        let err = p.security.load(Some("tiny".into())).unwrap_err();
+        let err = p
+            .security
+            .load(Some("tiny".into()))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("MICTLANX_CLUSTER_TOKEN") && !err.contains("tiny"),
             "{err}"
@@ -506,6 +409,6 @@ mod tests {
         let Command::Cluster(c) = cli.command else {
             panic!("not a cluster")
         };
-        assert_eq!(c.connections.limits(), ConnectionLimits::default());
+        assert_eq!(c.cluster.capacity(), None);
     }
 }

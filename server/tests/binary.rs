@@ -21,10 +21,13 @@ fn cluster_command_serves_then_stops_on_sigterm() {
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
+    // Quoted for a shell: the URI holds `?` and `&`.
     let uri = line
         .trim()
-        .strip_prefix("MICTLANX_URI=")
-        .expect("prints the URI");
+        .strip_prefix("export MICTLANX_URI='")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("prints the export line: {line:?}"));
+    assert!(uri.contains('?'), "{uri}");
     let routers = mictlanx::uri::parse_routers(uri).unwrap();
     let health = format!("{}/health", routers[0].base_url());
 

@@ -59,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RouterConfig;
 use crate::serve::{self, ServerHandle};
 
+pub(crate) use peers::valid_peer_id;
 pub use policy::{PeerProvisioner, PolicyConfig, ProvisionError};
 pub use routes::app;
 pub use state::RouterState;

@@ -56,6 +56,7 @@ pub use accept::{NewPut, PutOutcome};
 pub use condition::DiskCondition;
 pub use delete::Deletion;
 pub use error::{OpenError, StoreError};
+pub(crate) use files::sync_dir;
 pub use meta::{ObjectRecord, PendingRecord, Tombstone};
 pub use query::{BucketPage, KeyState, VersionEntry};
 pub use range::{parse_range, ByteRange, RangeSpec};
