@@ -313,6 +313,19 @@ mod tests {
     /// others' must commit (after running again), and the counters must only count those.
     #[test]
     fn a_failing_member_never_takes_the_others_down_nor_commits_itself() {
+        // Whether the others reach the batch before its leader commits is up to the
+        // scheduler; on a loaded machine they may each get their own. Every outcome must be
+        // right either way, and the shared case must happen in one of a few tries.
+        let shared = (0..20).any(|_| failing_members_run());
+        assert!(shared, "nobody shared a batch with a failure in 20 tries");
+    }
+
+    /// Runs at least this many changes when a failure poisons a shared batch (4 writers,
+    /// the sound ones again).
+    const MIN_SHARED_RUNS: usize = 5;
+
+    /// One try of the scenario above; whether the four writers shared a batch.
+    fn failing_members_run() -> bool {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_blocking(config(dir.path())).unwrap();
         let objects_before = store.usage().objects;
@@ -365,14 +378,11 @@ mod tests {
         assert!(committed(&store, "lead") && committed(&store, "a"));
         assert!(!committed(&store, "fails") && !committed(&store, "panics"));
         assert_eq!(store.usage().objects, objects_before + 2);
-        // The failures poisoned the shared batch: its sound members ran again.
-        let reruns: usize = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
-        assert!(
-            reruns > 4,
-            "{reruns} runs: nobody shared a batch with a failure"
-        );
         let st = store.inner.batcher.lock();
         assert!(st.open.is_none() && !st.committing && st.waiting == 0);
+        // When the failures poisoned a shared batch, its sound members ran again.
+        let runs: usize = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
+        runs >= MIN_SHARED_RUNS
     }
 
     #[test]
